@@ -1,0 +1,1 @@
+"""Subcommands of ``emovox``: one module each, with ``register(subparsers)``."""

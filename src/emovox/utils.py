@@ -1,0 +1,120 @@
+"""Small shared helpers: cache directory, atomic writes, logging and progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+log = logging.getLogger("emovox")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Log to stderr (stdout is kept for machine-readable output)."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def cache_dir(*parts: str) -> Path:
+    """The user cache directory (``$EMOVOX_CACHE``, else ``$XDG_CACHE_HOME/emovox``,
+    else ``~/.cache/emovox``), created on demand, joined with ``parts``."""
+    base = os.environ.get("EMOVOX_CACHE")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(xdg, "emovox")
+    path = Path(base, *parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[Any]:
+    """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
+
+    Readers never see a half-written file, and a crash leaves the previous version intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` through a temporary file and a rename."""
+    import torch
+
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def json_dumps(obj: Any, **kwargs) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=_json_default, **kwargs)
+
+
+def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def progress(iterable: Iterable | None = None, *, desc: str = "", total: int | None = None,
+             disable: bool | None = None, unit: str = "it"):
+    """A tqdm progress bar on stderr; hidden when stderr is not a terminal unless forced by
+    ``EMOVOX_PROGRESS=1``, and on every rank but 0 under torchrun."""
+    from tqdm.auto import tqdm
+
+    from .distributed import rank
+
+    if disable is None:
+        forced = os.environ.get("EMOVOX_PROGRESS")
+        disable = (forced == "0") or (forced != "1" and not sys.stderr.isatty()) or rank() != 0
+    return tqdm(iterable, desc=desc, total=total, disable=disable, unit=unit, file=sys.stderr,
+                dynamic_ncols=True)
