@@ -220,8 +220,8 @@ def _frame_range(path: Path, hdr: AudioInfo, start: float | None, end: float | N
     e = hdr.frames if end is None else int(round(end * sr))
     if start is not None and start < 0:
         raise AudioError(path, f"segment start {start} s is negative")
-    if end is not None and start is not None and end <= start:
-        raise AudioError(path, f"segment end {end} s is not after its start {start} s")
+    if end is not None and end <= (start or 0.0):
+        raise AudioError(path, f"segment end {end} s is not after its start {start or 0.0} s")
     if s >= hdr.frames:
         raise AudioError(path, f"segment start {start:.3f} s is past the end of the audio ({hdr.duration:.3f} s)")
     tolerance = int(0.05 * sr)  # manifests round times; allow 50 ms past the end

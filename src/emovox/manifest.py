@@ -160,6 +160,7 @@ class Manifest:
             "attributes": attributes,
             "splits": dict(Counter(r.split for r in self.records if r.split)),
             "languages": dict(Counter(r.language for r in self.records if r.language)),
+            "skipped": len(self.meta.get("skipped", [])),
         }
 
     # -------------------------------------------------------------- validation
@@ -187,6 +188,10 @@ class Manifest:
                 v = getattr(r, name)
                 if v is not None and (not isinstance(v, (int, float)) or not math.isfinite(v)):
                     problems.append(f"{where}: {name} is not a finite number ({v!r})")
+            if isinstance(r.duration, (int, float)) and math.isfinite(r.duration) and r.duration <= 0:
+                problems.append(f"{where}: duration {r.duration} is not positive")
+            if r.sample_rate is not None and (not isinstance(r.sample_rate, int) or r.sample_rate <= 0):
+                problems.append(f"{where}: sample_rate {r.sample_rate!r} is not a positive integer")
             if r.start is not None and r.end is not None and r.end <= r.start:
                 problems.append(f"{where}: end {r.end} is not after start {r.start}")
             if r.sentiment is not None and r.sentiment not in SENTIMENTS:
@@ -280,26 +285,57 @@ class Manifest:
                         d[a] = getattr(r, a)
                 f.write(json_dumps(d) + "\n")
 
+    def lhotse_dicts(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Recordings and supervisions as lhotse serialises them (``Recording.to_dict`` and
+        ``SupervisionSegment.to_dict``), built without lhotse; reads each audio header once."""
+        from .audio import info
+
+        recordings: dict[str, dict[str, Any]] = {}
+        supervisions = []
+        for r in self.records:
+            rec_id = Path(r.audio).with_suffix("").as_posix()
+            if rec_id not in recordings:
+                hdr = info(self.audio_path(r))
+                recordings[rec_id] = {
+                    "id": rec_id,
+                    "sources": [{"type": "file", "channels": list(range(hdr.channels)),
+                                 "source": str(self.audio_path(r))}],
+                    "sampling_rate": hdr.sample_rate, "num_samples": hdr.frames, "duration": hdr.duration,
+                    "channel_ids": list(range(hdr.channels))}
+            rec = recordings[rec_id]
+            start = r.start or 0.0
+            end = r.end if r.end is not None else rec["duration"]
+            custom = {k: v for k, v in {"emotion": r.emotion, "valence": r.valence, "arousal": r.arousal,
+                                         "dominance": r.dominance, "sentiment": r.sentiment,
+                                         "sentiment_probs": r.sentiment_probs, "session": r.session,
+                                         "split": r.split, **r.extra}.items() if v is not None}
+            channels = rec["channel_ids"]
+            sup = {"id": r.id, "recording_id": rec_id, "start": start, "duration": round(end - start, 6),
+                   "channel": channels[0] if len(channels) == 1 else channels, "text": r.transcript,
+                   "language": r.language, "speaker": r.speaker, "gender": r.gender, "custom": custom or None}
+            supervisions.append({k: v for k, v in sup.items() if v is not None})
+        return list(recordings.values()), supervisions
+
     def to_lhotse(self):
         """(RecordingSet, SupervisionSet) for lhotse users (``pip install emovox[lhotse]``)."""
         try:
-            from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
+            from lhotse import RecordingSet, SupervisionSet
         except ImportError as e:
-            raise ImportError("lhotse export needs the lhotse package: pip install 'emovox[lhotse]'") from e
-        recordings, supervisions, done = [], [], set()
-        for r in self.records:
-            path = str(self.audio_path(r))
-            rec_id = Path(r.audio).as_posix()
-            if rec_id not in done:
-                recordings.append(Recording.from_file(path, recording_id=rec_id))
-                done.add(rec_id)
-            start = r.start or 0.0
-            duration = (r.end - start) if r.end is not None else (r.duration or recordings[-1].duration)
-            custom = {k: v for k, v in {"emotion": r.emotion, "valence": r.valence, "arousal": r.arousal,
-                                         "dominance": r.dominance, "sentiment": r.sentiment,
-                                         "split": r.split, **r.extra}.items() if v is not None}
-            supervisions.append(SupervisionSegment(
-                id=r.id, recording_id=rec_id, start=start, duration=duration, channel=0,
-                text=r.transcript, language=r.language, speaker=r.speaker,
-                gender=r.gender, custom=custom or None))
-        return RecordingSet.from_recordings(recordings), SupervisionSet.from_segments(supervisions)
+            raise ImportError("lhotse export needs the lhotse package: pip install 'emovox[lhotse]' "
+                              "(or write the files without it: Manifest.save_lhotse)") from e
+        recordings, supervisions = self.lhotse_dicts()
+        return RecordingSet.from_dicts(recordings), SupervisionSet.from_dicts(supervisions)
+
+    def save_lhotse(self, folder: str | os.PathLike) -> tuple[Path, Path]:
+        """Write ``<corpus>_recordings.jsonl.gz`` and ``<corpus>_supervisions.jsonl.gz`` (lhotse's
+        manifest format, readable by ``lhotse.load_manifest``) into ``folder``, atomically."""
+        import gzip
+
+        recordings, supervisions = self.lhotse_dicts()
+        name = self.corpus or "emovox"
+        paths = (Path(folder) / f"{name}_recordings.jsonl.gz", Path(folder) / f"{name}_supervisions.jsonl.gz")
+        for path, items in zip(paths, (recordings, supervisions)):
+            with atomic_open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+                for d in items:
+                    f.write((json_dumps(d) + "\n").encode("utf-8"))
+        return paths

@@ -1,1 +1,1 @@
-
+"""Benchmarks for ``emovox bench``: one module each, with ``register(subparsers)``."""

@@ -1,0 +1,20 @@
+"""``emovox bench NAME``: speed and memory benchmarks. Each lives in ``emovox.bench.<name>``
+with ``register(subparsers)``, discovered here like the top-level commands."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+
+def register(sub) -> None:
+    from .. import bench
+
+    p = sub.add_parser("bench", help="speed and memory benchmarks (features, predict, sa2sr, ...)",
+                       description="Benchmarks that measure speed and memory; results go to stdout "
+                                   "(markdown, or JSON with --json) and can be pasted into docs/RESULTS.md.")
+    inner = p.add_subparsers(dest="benchmark", metavar="BENCHMARK")
+    p.set_defaults(func=lambda args: p.print_help() or 2)
+    for mod in sorted(pkgutil.iter_modules(bench.__path__), key=lambda m: m.name):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{bench.__name__}.{mod.name}").register(inner)

@@ -1,0 +1,96 @@
+"""The common emotion vocabulary and each corpus' map onto it.
+
+Every importer writes ``Utterance.emotion`` as a label of :data:`EMOTIONS`; a manifest's
+``labels["emotion"]`` lists the labels its corpus uses, in the order of :data:`EMOTIONS`, so
+that class indices mean the same thing across corpora. The corpus' own code is kept in
+``Utterance.extra["emotion_code"]`` by the importers that have one.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+EMOTIONS: tuple[str, ...] = (
+    "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised",
+    "excited", "frustrated", "contempt", "bored", "other",
+)
+"""The common emotion labels, in their fixed order."""
+
+RAVDESS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
+           "06": "fearful", "07": "disgust", "08": "surprised"}
+"""RAVDESS file-name emotion codes."""
+
+EMODB = {"N": "neutral", "F": "happy", "T": "sad", "W": "angry", "A": "fearful", "E": "disgust",
+         "L": "bored"}
+"""EmoDB letters (German: Freude, Trauer, Wut, Angst, Ekel, Langeweile)."""
+
+CREMAD = {"NEU": "neutral", "HAP": "happy", "SAD": "sad", "ANG": "angry", "FEA": "fearful",
+          "DIS": "disgust"}
+"""CREMA-D file-name codes; the same letters' first character names the votes in
+tabulatedVotes.csv (N, H, S, A, F, D)."""
+
+TESS = {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry", "fear": "fearful",
+        "disgust": "disgust", "ps": "surprised", "pleasant_surprise": "surprised",
+        "pleasant_surprised": "surprised"}
+"""TESS file-name words."""
+
+IEMOCAP = {"neu": "neutral", "hap": "happy", "sad": "sad", "ang": "angry", "fea": "fearful",
+           "dis": "disgust", "sur": "surprised", "exc": "excited", "fru": "frustrated",
+           "oth": "other"}
+"""IEMOCAP EmoEvaluation codes; ``xxx`` (no majority) maps to None."""
+
+MSP = {"N": "neutral", "H": "happy", "S": "sad", "A": "angry", "F": "fearful", "D": "disgust",
+       "U": "surprised", "C": "contempt", "O": "other"}
+"""MSP-Podcast EmoClass and MSP-IMPROV letters; ``X`` (no agreement) maps to None."""
+
+MELD = {"neutral": "neutral", "joy": "happy", "sadness": "sad", "anger": "angry", "fear": "fearful",
+        "disgust": "disgust", "surprise": "surprised"}
+"""MELD emotion words."""
+
+IEMOCAP_VIEWS: dict[str, dict[str, str]] = {
+    "4class": {"neutral": "neutral", "happy": "happy", "excited": "happy", "sad": "sad", "angry": "angry"},
+    "6class": {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry",
+               "excited": "excited", "frustrated": "frustrated"},
+}
+"""Standard IEMOCAP subsets: 4 classes with excited merged into happy, and 6 classes."""
+
+LEVELS = ("low", "neutral", "high")
+"""BAVED levels 0, 1, 2 (arousal-like, ordinal)."""
+
+SENTIMENT_GROUPS = {"neutral": "neutral", "calm": "neutral", "happy": "positive", "excited": "positive",
+                    "surprised": "positive", "sad": "negative", "angry": "negative",
+                    "fearful": "negative", "disgust": "negative", "frustrated": "negative",
+                    "contempt": "negative", "bored": "negative"}
+"""Emotions grouped into negative / neutral / positive (the SA2SR paper's analysis)."""
+
+
+SYNONYMS = {"neu": "neutral", "anger": "angry", "ang": "angry", "mad": "angry", "happiness": "happy",
+            "hap": "happy", "joy": "happy", "sadness": "sad", "fear": "fearful", "fea": "fearful",
+            "afraid": "fearful", "disgusted": "disgust", "dis": "disgust", "surprise": "surprised",
+            "sur": "surprised", "ps": "surprised", "exc": "excited", "excitement": "excited",
+            "fru": "frustrated", "frustration": "frustrated", "boredom": "bored", "oth": "other"}
+"""Common spellings of the labels, for tables whose vocabulary is not known in advance."""
+
+
+def normalize_emotion(label: str | None) -> str | None:
+    """A free-form emotion label onto :data:`EMOTIONS` where it is a known spelling, else lower-cased."""
+    if label is None or not str(label).strip():
+        return None
+    x = str(label).strip().lower()
+    return x if x in EMOTIONS else SYNONYMS.get(x, x)
+
+
+def vocabulary(labels: Iterable[str | None]) -> list[str]:
+    """The labels used, in :data:`EMOTIONS` order (unknown labels after, sorted)."""
+    used = {x for x in labels if x is not None}
+    return [e for e in EMOTIONS if e in used] + sorted(used - set(EMOTIONS))
+
+
+def map_label(code: str | None, table: Mapping[str, str], corpus: str) -> str | None:
+    """``table[code]``; None for a missing code; ValueError naming the corpus for an unknown one."""
+    if code is None:
+        return None
+    try:
+        return table[code]
+    except KeyError:
+        raise ValueError(f"{corpus}: unknown emotion code {code!r} (known: {sorted(table)})") from None
