@@ -13,9 +13,13 @@ Downstream code never needs to know which encoder produced the states.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass
@@ -52,3 +56,23 @@ class Encoder(nn.Module):
     def config(self) -> dict:
         """What identifies this encoder's outputs (used in feature-cache keys and checkpoints)."""
         return {"name": self.name}
+
+    @torch.no_grad()
+    def encode(self, clips: Sequence[np.ndarray | torch.Tensor]) -> EncoderOutput:
+        """Convenience for inference: a list of 1-D 16 kHz clips of any lengths -> one padded
+        batch through ``forward`` on the encoder's device, without gradients."""
+        device = next(iter(self.parameters()), torch.empty(0)).device
+        audio, lengths = pad_batch(clips)
+        return self(audio.to(device), lengths.to(device))
+
+
+def pad_batch(clips: Sequence[np.ndarray | torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad 1-D clips into ``audio (B, max_samples)`` float32 and ``lengths (B,)`` int64."""
+    if len(clips) == 0:
+        raise ValueError("pad_batch: no clips")
+    tensors = [torch.as_tensor(c, dtype=torch.float32).reshape(-1) for c in clips]
+    lengths = torch.tensor([len(t) for t in tensors], dtype=torch.long)
+    audio = torch.zeros(len(tensors), int(lengths.max()))
+    for i, t in enumerate(tensors):
+        audio[i, :len(t)] = t
+    return audio, lengths
