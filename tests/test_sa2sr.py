@@ -1,0 +1,258 @@
+"""SA2SR: encoder, heads, the stopping rule and a tiny end-to-end pre-train + fine-tune run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import write_audio
+from emovox.encoders.bilstm import BiLSTMConfig, BiLSTMEncoder, load_bilstm, save_encoder
+from emovox.heads.ctc import CTCHead, greedy_decode
+from emovox.heads.sentiment import SentimentHead
+from emovox.manifest import Manifest, Utterance
+from emovox.recipes import sa2sr
+from emovox.recipes.sa2sr import FinetuneConfig, PretrainConfig, load_config
+
+TINY = BiLSTMConfig(layers=2, hidden=8)
+
+
+def _audio(batch=2, seconds=(1.0, 0.5), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    n = [int(16000 * s) for s in seconds]
+    x = torch.zeros(batch, max(n))
+    for i, k in enumerate(n):
+        x[i, :k] = 0.1 * torch.randn(k, generator=g)
+    return x, torch.tensor(n)
+
+
+# ----------------------------------------------------------------------------- encoder
+
+
+def test_bilstm_defaults_are_the_papers():
+    enc = BiLSTMEncoder()
+    assert (enc.cfg.n_mels, enc.cfg.stack, enc.cfg.stride, enc.cfg.layers, enc.cfg.hidden) == (40, 3, 3, 5, 192)
+    assert enc.input_dim == 120 and enc.dim == 384 and enc.num_layers == 5
+    assert enc.frame_rate == pytest.approx(100 / 3)
+    assert enc.spec_augment.config.time_mask_p == 0.5 and enc.spec_augment.config.freq_mask_p == 0.5
+
+
+def test_bilstm_shapes_masks_and_padding_invariance():
+    torch.manual_seed(0)
+    enc = BiLSTMEncoder(TINY).eval()
+    audio, lengths = _audio()
+    out = enc(audio, lengths)
+    assert len(out.hidden_states) == 2
+    T = out.hidden_states[0].shape[1]
+    assert all(h.shape == (2, T, 16) for h in out.hidden_states)
+    assert out.lengths[0] == T and out.lengths[1] < T
+    assert torch.all(out.hidden_states[-1][1, out.lengths[1]:] == 0)
+    assert out.pooled().shape == (2, 2, 16)
+    alone = enc(audio[1:, : lengths[1]], lengths[1:])
+    n = int(alone.lengths[0])
+    assert n == int(out.lengths[1])
+    assert torch.allclose(alone.hidden_states[-1][0], out.hidden_states[-1][1, :n], atol=1e-5)
+
+
+def test_bilstm_specaugment_only_in_training():
+    torch.manual_seed(0)
+    cfg = BiLSTMConfig(layers=1, hidden=4)
+    cfg.augment.time_mask_p = cfg.augment.freq_mask_p = 1.0
+    enc = BiLSTMEncoder(cfg)
+    audio, lengths = _audio()
+    enc.eval()
+    a = enc(audio, lengths).hidden_states[0]
+    b = enc(audio, lengths).hidden_states[0]
+    assert torch.equal(a, b)
+    enc.train()
+    enc.spec_augment.reseed(1)
+    c = enc(audio, lengths).hidden_states[0]
+    enc.spec_augment.reseed(1)
+    d = enc(audio, lengths).hidden_states[0]
+    assert torch.equal(c, d) and not torch.allclose(a, c)
+
+
+def test_bilstm_save_load_roundtrip(tmp_path):
+    torch.manual_seed(0)
+    enc = BiLSTMEncoder(TINY).eval()
+    save_encoder(enc, tmp_path / "encoder.pt")
+    again = load_bilstm(tmp_path / "encoder.pt")
+    audio, lengths = _audio()
+    assert torch.allclose(enc(audio, lengths).hidden_states[-1], again(audio, lengths).hidden_states[-1])
+    from emovox.encoders import load_encoder
+
+    registered = load_encoder("bilstm", checkpoint=str(tmp_path / "encoder.pt"))
+    assert torch.allclose(registered(audio, lengths).hidden_states[-1], again(audio, lengths).hidden_states[-1])
+    torch.save({"kind": "other"}, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="x.pt"):
+        load_bilstm(tmp_path / "x.pt")
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load_bilstm(tmp_path / "missing.pt")
+
+
+# ----------------------------------------------------------------------------- heads
+
+
+def test_ctc_head_and_greedy_decode():
+    head = CTCHead(16, 29)
+    lp = head(torch.randn(2, 7, 16))
+    assert lp.shape == (2, 7, 29)
+    assert torch.allclose(lp.exp().sum(-1), torch.ones(2, 7), atol=1e-5)
+    fake = torch.full((2, 6, 5), -10.0)
+    for t, k in enumerate([1, 1, 0, 1, 2, 2]):
+        fake[0, t, k] = 0.0
+        fake[1, t, k] = 0.0
+    assert greedy_decode(fake, torch.tensor([6, 2])) == [[1, 1, 2], [1]]
+
+
+def test_sentiment_head_shapes_and_padding():
+    torch.manual_seed(0)
+    head = SentimentHead(16, hidden=8).eval()
+    x = torch.randn(2, 10, 16)
+    lengths = torch.tensor([10, 4])
+    logits = head(x, lengths)
+    assert logits.shape == (2, 3)
+    x2 = x.clone()
+    x2[1, 4:] = 99.0
+    assert torch.allclose(head(x2, lengths), logits, atol=1e-6)
+    assert torch.allclose(head(x[1:, :4], lengths[1:]), logits[1:], atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- configs and stopping
+
+
+def test_config_defaults_and_overrides(tmp_path):
+    c = PretrainConfig()
+    assert (c.sentiment_weight, c.lr, c.betas, c.patience, c.speeds) == (200.0, 5e-5, (0.9, 0.999), 25, (0.9, 1.0, 1.1))
+    assert c.monitor == "m" and PretrainConfig(sentiment_weight=0).monitor == "cer"
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"lr": 1e-3, "bilstm": {"layers": 2}}))
+    c = load_config(PretrainConfig, f, {"bilstm.hidden": 16, "lr": None, "speeds": [1.0]})
+    assert (c.lr, c.bilstm.layers, c.bilstm.hidden, c.speeds) == (1e-3, 2, 16, (1.0,))
+    f.write_text(json.dumps({"learning_rate": 1}))
+    with pytest.raises(ValueError, match="learning_rate"):
+        load_config(PretrainConfig, f)
+    ft = load_config(FinetuneConfig, None, {"task": "categorical"})
+    assert ft.monitor == "ua" and ft.regressor.kernels == (6, 3)
+
+
+class _FixedModel(torch.nn.Module):
+    """Always emits the tokens of "ab" and the given sentiment probabilities."""
+
+    def __init__(self, probs):
+        super().__init__()
+        self.probs = torch.tensor(probs)
+
+    def forward(self, audio, lengths):
+        lp = torch.full((len(audio), 4, 29), -20.0)
+        for t, k in enumerate([3, 0, 4, 0]):  # a, blank, b, blank in the English vocabulary
+            lp[:, t, k] = 0.0
+        return sa2sr.SA2SROutput(lp, torch.full((len(audio),), 4), self.probs.log())
+
+
+def test_validation_metric_is_cer_minus_auc():
+    from emovox.text.vocab import CharVocab
+
+    vocab = CharVocab()
+    assert vocab.decode([3, 4]) == "ab"
+    batch = {"audio": torch.zeros(3, 10), "audio_lengths": torch.tensor([10, 10, 10]),
+             "text": ["ab", "abc", "ab"], "sentiment": torch.tensor([0, 2, -100])}
+    m = sa2sr.pretrain_metrics(_FixedModel([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8], [0.3, 0.4, 0.3]]), [batch], vocab)
+    assert m["cer"] == pytest.approx(1 / 7)  # one deletion in 7 reference characters
+    assert m["auc"] == pytest.approx(1.0)
+    assert m["m"] == pytest.approx(1 / 7 - 1.0)
+    # all labels of one class: AUC undefined, chance (0.5) stands in for the selection metric
+    batch["sentiment"] = torch.tensor([1, 1, -100])
+    m = sa2sr.pretrain_metrics(_FixedModel([[0.2, 0.6, 0.2]] * 3), [batch], vocab)
+    assert m["auc"] != m["auc"] and m["m"] == pytest.approx(1 / 7 - 0.5)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def _toy_manifest(root, n=12) -> Manifest:
+    words = ["yes", "no", "good", "bad"]
+    sents = ["positive", "negative", "positive", "negative"]
+    recs = []
+    for i in range(n):
+        k = i % 4
+        write_audio(root / f"a{i}.wav", seconds=0.5 + 0.1 * (i % 3), freq=150 + 50 * k, seed=i)
+        recs.append(Utterance(id=f"u{i}", audio=f"a{i}.wav", speaker=f"s{i % 6}", transcript=words[k],
+                              sentiment=sents[k], emotion=["happy", "sad"][i % 2], arousal=k / 3,
+                              extra={"level": ["low", "neutral", "high"][i % 3]}))
+    m = Manifest(recs, corpus="toy", root=str(root), labels={"emotion": ["happy", "sad"],
+                 "level": ["low", "neutral", "high"]}, scales={"arousal": [0.0, 1.0]})
+    m.save(root / "toy.jsonl")
+    return m
+
+
+def _tiny_pretrain(**kw) -> PretrainConfig:
+    base = {"bilstm": BiLSTMConfig(layers=2, hidden=8), "speeds": (0.9, 1.0), "batch_size": 6,
+            "sentiment_hidden": 8}
+    return PretrainConfig(**{**base, **kw})
+
+
+def test_stopping_rule_stops_after_patience_and_keeps_lowest_m(tmp_path, monkeypatch):
+    m = _toy_manifest(tmp_path, n=6)
+    script = iter([1.0, 0.8, 0.9, 0.85, 0.95, 0.1, 0.1])
+    monkeypatch.setattr(sa2sr, "pretrain_metrics",
+                        lambda model, batches, vocab: {"cer": 0.5, "auc": 0.5, "m": next(script)})
+    cfg = _tiny_pretrain(patience=2, max_epochs=20, speeds=(1.0,))
+    res = sa2sr.pretrain([m], tmp_path / "run", cfg, resume=False)
+    assert res["stopped_early"] and res["epochs"] == 5
+    assert res["best"]["m"] == 0.8 and [h["m"] for h in res["history"]] == [1.0, 0.8, 0.9, 0.85, 0.95]
+
+
+def test_pretrain_resume_and_finetune_end_to_end(tmp_path):
+    torch.set_num_threads(1)
+    m = _toy_manifest(tmp_path)
+    out = tmp_path / "pt"
+    first = sa2sr.pretrain([m], out, _tiny_pretrain(max_steps=2, save_every=1), resume=True)
+    assert first["steps"] == 2 and (out / "last.pt").is_file()
+    # "killed" after step 2: the same run with a larger budget continues from last.pt
+    again = sa2sr.pretrain([m], out, _tiny_pretrain(max_steps=4, save_every=1), resume=True)
+    assert again["steps"] == 4
+    assert (out / "sa2sr.pt").is_file() and (out / "encoder.pt").is_file() and (out / "curves.png").is_file()
+    assert {"cer", "auc", "m"} <= set(again["best"])
+    model = sa2sr.load_sa2sr(out / "sa2sr.pt")
+    assert model.encoder.cfg.hidden == 8 and len(model.vocab) == 29
+
+    ft = FinetuneConfig(encoder=str(out), task="categorical", label="emotion", folds=3, run_folds=2,
+                        max_steps=2, batch_size=4, regressor=sa2sr.RegressorConfig(channels=8, heads=2))
+    res = sa2sr.finetune(m, tmp_path / "ft", ft)
+    assert len(res["folds"]) == 2 and {"ua", "wf1"} <= set(res["summary"])
+    assert (tmp_path / "ft" / "fold-00" / "model.pt").is_file()
+
+    frozen = FinetuneConfig(encoder=str(out / "encoder.pt"), freeze_encoder=True, task="ordinal", label="level",
+                            folds=3, run_folds=1, max_steps=2, batch_size=4,
+                            regressor=sa2sr.RegressorConfig(channels=8, heads=2))
+    res = sa2sr.finetune(m, tmp_path / "ft-frozen", frozen)
+    assert set(res["summary"]) == {"ccc", "ccc_level"}
+    again = sa2sr.finetune(m, tmp_path / "ft-frozen", frozen)  # finished folds are not re-run
+    assert again["folds"][0]["test"] == res["folds"][0]["test"]
+
+
+def test_bad_audio_is_skipped_and_reported(tmp_path):
+    m = _toy_manifest(tmp_path, n=4)
+    (tmp_path / "a1.wav").write_bytes(b"not audio at all")
+    m.records.append(Utterance(id="gone", audio="missing.wav", transcript="x"))
+    clips, failed = sa2sr.scan(m)
+    assert len(clips) == 3
+    assert {f["id"] for f in failed} == {"u1", "gone"}
+    assert all(f["error"] for f in failed)
+
+
+def test_bench_grid_table_orders_attributes_and_shows_spread():
+    from emovox.bench.sa2sr import _metric_order, grid_table
+
+    rows = {"none": {"folds": 2, "summary": {"ccc": {"mean": 0.2, "std": 0.1, "n": 2},
+                                            "ccc_valence": {"mean": 0.1, "std": 0.05, "n": 2},
+                                            "ccc_arousal": {"mean": 0.3, "std": 0.0, "n": 2}}},
+            "sa2sr-frozen": {"folds": 2, "summary": {"ccc": {"mean": float("nan"), "std": float("nan"), "n": 0}}}}
+    order = _metric_order(rows)
+    assert order == ["ccc_arousal", "ccc_valence", "ccc"]
+    table = grid_table({"variants": rows, "metric_order": order}).splitlines()
+    assert table[0] == "| variant | folds | ccc_arousal | ccc_valence | ccc |"
+    assert table[2] == "| none | 2 | 0.300 ± 0.000 | 0.100 ± 0.050 | 0.200 ± 0.100 |"
+    assert table[3].endswith("| – | – | – |")
