@@ -52,3 +52,84 @@ def make_audio(tmp_path):
         return write_audio(tmp_path / name, **kwargs)
 
     return make
+
+
+# ----------------------------------------------------------------------------- predictor fakes (H8)
+
+
+class FakeScorer:
+    """Deterministic stand-in for the emotion encoder + heads: valence follows the segment's
+    loudness, arousal its zero-crossing rate; four categories."""
+
+    version = "fake-emotion-1"
+    labels = ["angry", "happy", "neutral", "sad"]
+
+    def score(self, audios):
+        from emovox.predict import EmotionScores
+
+        dims, probs = [], []
+        for a in audios:
+            a = np.asarray(a, np.float32)
+            rms = float(np.sqrt(np.mean(a ** 2)) + 1e-9)
+            zcr = float(np.mean(np.abs(np.diff(np.sign(a)))) / 2) if len(a) > 1 else 0.0
+            v, ar = float(np.tanh(20 * rms - 1)), float(np.tanh(10 * zcr - 1))
+            dims.append([v, ar, (v + ar) / 2])
+            logits = np.array([ar - v, v + ar, -abs(v), -ar - v])
+            e = np.exp(logits - logits.max())
+            probs.append(e / e.sum())
+        return EmotionScores(dims=np.array(dims, np.float32), probs=np.array(probs, np.float32),
+                             labels=list(self.labels))
+
+
+class FakeTranscriber:
+    """Says how long the segment is, in words the sentiment labeler can read."""
+
+    def transcribe(self, audio, language=None):
+        from types import SimpleNamespace
+
+        n = len(audio) / 16000
+        return SimpleNamespace(text=f"a great {n:.1f} second segment" if n > 2 else "a bad short one",
+                               language=language or "en")
+
+
+def fake_labeler(texts):
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(label="positive", probs=[0.1, 0.2, 0.7]) if "great" in t
+            else SimpleNamespace(label="negative", probs=[0.8, 0.15, 0.05]) for t in texts]
+
+
+def make_fake_predictor(**config):
+    """A Predictor with the fakes above (Silero VAD is real)."""
+    from emovox.predict import PredictConfig, Predictor
+
+    return Predictor(FakeScorer(), FakeTranscriber(), fake_labeler, PredictConfig(**config))
+
+
+@pytest.fixture
+def fake_predictor():
+    return make_fake_predictor()
+
+
+@pytest.fixture(scope="session")
+def speech_clips():
+    """Three synthesised English sentences (16 kHz float32 arrays); skips without espeak-ng."""
+    synth = pytest.importorskip("emovox.text.synth")
+    try:
+        return [synth.synthesize_array(s) for s in (
+            "The quick brown fox jumps over the lazy dog.",
+            "I really love this wonderful sunny morning.",
+            "Please close the door when you leave the room.")]
+    except synth.SynthesisError as e:  # pragma: no cover - espeak-ng missing
+        pytest.skip(str(e))
+
+
+def speech_recording(clips, pause: float = 1.5, lead: float = 1.0, sr: int = 16000):
+    """Clips separated by silence: (audio, [(start, end) of each clip])."""
+    parts, truth, t = [np.zeros(int(lead * sr), np.float32)], [], lead
+    for c in clips:
+        parts.append(np.asarray(c, np.float32))
+        truth.append((t, t + len(c) / sr))
+        t += len(c) / sr + pause
+        parts.append(np.zeros(int(pause * sr), np.float32))
+    return np.concatenate(parts), truth

@@ -1,0 +1,752 @@
+"""The product: any recording in, per-segment emotion, sentiment and transcript out.
+
+::
+
+    import emovox
+    model = emovox.load()                       # the bundled default model
+    for r in model.predict("meeting.flac"):    # list[SegmentRecord]
+        print(r.start, r.end, r.emotion.label, r.valence, r.transcript)
+
+Pipeline for one recording (``Predictor``):
+
+1. the file is read in blocks (``emovox.audio.iter_blocks``, 30 s) and fed to the streaming
+   Silero VAD segmenter (``emovox.vad``), so memory stays flat however long the recording;
+2. each closed segment (at most ``VADConfig.max_segment`` s) is encoded once by the Whisper
+   encoder (PyTorch, or ONNX Runtime with ``backend="onnx"``); the per-layer means over time
+   (``EncoderOutput.pooled()``, (1, layers, dim)) feed the emotion heads (valence, arousal,
+   dominance and category probabilities);
+3. consecutive segments are transcribed together by faster-whisper (CTranslate2 int8, tiny.en by
+   default), joined by 0.3 s of silence into windows of up to 28 s, and each word goes back to
+   its segment by its timestamp; the text goes to the sentiment labeler (VADER by default).
+   Why not share one encoder pass: CTranslate2 exposes only Whisper's last encoder layer while
+   the heads read every layer, and faster-whisper pads every call to a 30 s window, so one call
+   per segment cost twice as much as the whole file (114 s of speech in 24 segments, 2 busy
+   cores: 52 s one call per segment vs 27 s for the whole file; in a second run grouped with
+   word timestamps 31.9 s vs whole file 31.6 s; the PyTorch encoder on the 24 segments 6 s). ``emovox bench predict`` measures the total (docs/results/predict.md);
+4. one :class:`SegmentRecord` per segment.
+
+Batches of files run in ``jobs`` worker processes (each loads the model once); a bad file gives
+a :class:`FileResult` with ``error`` set and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from . import __version__
+from .audio import SAMPLE_RATE, AudioError, info
+from .vad import Segment, Segmenter, VADConfig
+
+log = logging.getLogger("emovox.predict")
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aiff", ".aif", ".webm", ".wma", ".sph")
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+# ----------------------------------------------------------------------------- records
+
+
+@dataclass
+class Scores:
+    """A label with the probability of every label (``probs`` sums to 1)."""
+
+    label: str
+    probs: dict[str, float]
+
+    @classmethod
+    def from_probs(cls, labels: Sequence[str], probs: Sequence[float]) -> "Scores":
+        p = [float(x) for x in probs]
+        if len(p) != len(labels):
+            raise ValueError(f"{len(p)} probabilities for {len(labels)} labels")
+        return cls(label=labels[int(np.argmax(p))], probs={str(k): round(v, 4) for k, v in zip(labels, p)})
+
+
+@dataclass
+class SegmentRecord:
+    """What emovox says about one speech segment of a recording.
+
+    ``start``/``end`` in seconds from the start of the file; ``valence``, ``arousal`` and
+    ``dominance`` on the model's unit scale (-1 negative/calm/submissive .. +1
+    positive/excited/dominant; None when the model has no such output); ``sentiment`` is the text sentiment of ``transcript``
+    (negative/neutral/positive); ``emotion`` the category from the voice; ``model`` the model
+    version that produced the record.
+    """
+
+    file: str
+    start: float
+    end: float
+    transcript: str
+    sentiment: Scores
+    valence: float | None
+    arousal: float | None
+    dominance: float | None
+    emotion: Scores
+    language: str | None = None
+    model: str = ""
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested, JSON-ready."""
+        return asdict(self)
+
+    def to_row(self) -> dict[str, Any]:
+        """Flat, for CSV: one column per probability (``sentiment_negative``, ``emotion_angry`` ...)."""
+        row: dict[str, Any] = {"file": self.file, "start": self.start, "end": self.end,
+                               "transcript": self.transcript, "language": self.language or "",
+                               "sentiment": self.sentiment.label}
+        row.update({f"sentiment_{k}": v for k, v in self.sentiment.probs.items()})
+        row.update(valence=self.valence, arousal=self.arousal, dominance=self.dominance,
+                   emotion=self.emotion.label)
+        row.update({f"emotion_{k}": v for k, v in self.emotion.probs.items()})
+        row["model"] = self.model
+        return row
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SegmentRecord":
+        d = dict(d)
+        d["sentiment"] = Scores(**d["sentiment"])
+        d["emotion"] = Scores(**d["emotion"])
+        return cls(**d)
+
+
+@dataclass
+class FileResult:
+    """All segments of one file, or the reason it could not be read (``error``).
+
+    ``note`` explains an empty result (e.g. no speech found in a silent file)."""
+
+    file: str
+    segments: list[SegmentRecord] = field(default_factory=list)
+    duration: float | None = None
+    error: str | None = None
+    note: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "duration": self.duration, "error": self.error, "note": self.note,
+                "segments": [s.to_dict() for s in self.segments]}
+
+
+# ----------------------------------------------------------------------------- components
+
+
+@dataclass
+class EmotionScores:
+    """Head outputs for a batch: ``dims`` (B, K) attribute values named by ``attributes``
+    (valence, arousal, dominance), ``probs`` (B, C) category probabilities named by ``labels``."""
+
+    dims: np.ndarray
+    probs: np.ndarray
+    labels: list[str]
+    attributes: list[str] = field(default_factory=lambda: ["valence", "arousal", "dominance"])
+
+
+class EmotionScorer(Protocol):
+    """Audio segments -> emotion head outputs. ``TorchScorer`` and ``export.OnnxScorer``."""
+
+    version: str
+
+    def score(self, audios: Sequence[np.ndarray]) -> EmotionScores: ...
+
+
+def _scores(out: dict[str, Any]) -> EmotionScores:
+    """``EmotionModel.predict_from_pooled``'s dict -> :class:`EmotionScores` (numpy)."""
+
+    def arr(x):
+        return x.detach().float().cpu().numpy() if hasattr(x, "detach") else np.asarray(x, np.float32)
+
+    return EmotionScores(dims=arr(out["dims"]), probs=arr(out["probs"]), labels=list(out["labels"]),
+                         attributes=list(out.get("attributes") or ["valence", "arousal", "dominance"]))
+
+
+class TorchScorer:
+    """The Whisper encoder (PyTorch, one pass per segment) and the emotion heads on the
+    per-layer means of its hidden states.
+
+    ``heads.predict_from_pooled(pooled (B, layers, dim))`` gives V/A/D and category
+    probabilities. ``batch_size`` segments are encoded together (1 by default: no padding,
+    so features match the per-utterance features the heads were trained on).
+    """
+
+    def __init__(self, encoder, heads, version: str = "", batch_size: int = 1):
+        self.encoder = encoder.eval()
+        self.heads = heads.eval() if hasattr(heads, "eval") else heads
+        self.version = version
+        self.batch_size = max(1, int(batch_size))
+
+    def pooled(self, audios: Sequence[np.ndarray]):
+        """(B, layers, dim) float32 tensor of per-layer means for a list of (samples,) arrays."""
+        import torch
+
+        outs = []
+        for i in range(0, len(audios), self.batch_size):
+            part = audios[i:i + self.batch_size]
+            n = max(len(a) for a in part)
+            x = torch.zeros(len(part), n)
+            for j, a in enumerate(part):
+                x[j, : len(a)] = torch.from_numpy(np.asarray(a, np.float32))
+            lengths = torch.tensor([len(a) for a in part])
+            with torch.inference_mode():
+                outs.append(self.encoder(x, lengths).pooled().float())
+        return torch.cat(outs)
+
+    def score(self, audios: Sequence[np.ndarray]) -> EmotionScores:
+        import torch
+
+        pooled = self.pooled(audios)
+        with torch.inference_mode():
+            return _scores(self.heads.predict_from_pooled(pooled))
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@dataclass
+class PredictConfig:
+    """How a recording is processed. ``threads`` is per process (2 cores here)."""
+
+    transcriber: str = "whisper-tiny.en"
+    """faster-whisper model for transcripts (``none`` to skip transcription and sentiment)."""
+    language: str | None = None
+    """Language code for transcription (None: English for ``.en`` models, else detected)."""
+    sentiment: str = "vader"
+    """Text sentiment labeler (``emovox.text.sentiment.get_labeler``)."""
+    backend: str = "torch"
+    """``torch``, ``onnx`` (ONNX Runtime for the encoder and heads, see ``emovox export``) or
+    ``onnx-int8`` (the same with the encoder's weights quantised to int8)."""
+    threads: int = 2
+    block_seconds: float = 30.0
+    """Audio read per block from a long file (seconds)."""
+    batch_segments: int = 1
+    """Segments encoded together by the emotion encoder (1: no padding; batching gains nothing on CPU)."""
+    transcribe_window: float = 28.0
+    """Consecutive segments are transcribed together, joined by ``transcribe_gap`` s of silence,
+    up to this many seconds (Whisper pads every call to 30 s, so one call per segment would pay
+    for 30 s of encoder each time); words go back to their segment by their timestamps.
+    0 transcribes each segment alone (lowest latency when streaming)."""
+    transcribe_gap: float = 0.3
+    min_segment_seconds: float = 0.1
+    """Segments shorter than this (after padding) are skipped."""
+    vad: VADConfig = field(default_factory=VADConfig)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.threads < 1:
+            raise ValueError("threads must be at least 1")
+        if isinstance(self.vad, dict):
+            self.vad = VADConfig(**self.vad)
+
+
+# ----------------------------------------------------------------------------- predictor
+
+
+class Predictor:
+    """Recording -> per-segment :class:`SegmentRecord` s. Build it with :func:`load`.
+
+    ``scorer`` maps segment audio to emotion head outputs; ``transcriber`` has
+    ``transcribe(audio) -> Transcript(text, segments, language)`` (or is None: no transcripts);
+    ``labeler`` maps a list of texts to ``Sentiment(label, probs)`` (or None).
+    The predictor is stateless between calls, so one instance serves concurrent requests
+    (the service holds a lock around each call because the models share threads).
+    """
+
+    def __init__(self, scorer: EmotionScorer, transcriber=None, labeler=None,
+                 config: PredictConfig | None = None, spec: dict | None = None):
+        self.scorer = scorer
+        self.transcriber = transcriber
+        self.labeler = labeler
+        self.config = config or PredictConfig()
+        self.spec = spec  # how to rebuild this predictor in a worker process (None: cannot)
+        self.timings: dict[str, float] = dict.fromkeys(("read+vad", "emotion", "transcribe", "sentiment"), 0.0)
+        """Seconds spent per stage since construction (for ``emovox bench predict``)."""
+
+    @property
+    def version(self) -> str:
+        return self.scorer.version or f"emovox-{__version__}"
+
+    # -- single recordings
+
+    def predict(self, audio: str | os.PathLike | np.ndarray, sample_rate: int = SAMPLE_RATE,
+                name: str | None = None, on_progress: Callable[[float], None] | None = None,
+                vad: VADConfig | None = None, language: str | None = None) -> list[SegmentRecord]:
+        """All segments of a file path or a (samples,) array. Raises ``AudioError`` for a
+        file that cannot be used; a silent recording gives an empty list. ``vad`` and
+        ``language`` override the predictor's settings for this call only."""
+        if isinstance(audio, (str, os.PathLike)):
+            from .audio import iter_blocks
+
+            path = str(audio)
+            blocks = iter_blocks(path, block_seconds=self.config.block_seconds)
+            chunks = _progress_chunks((b.audio for b in blocks), on_progress)
+            return list(self.stream(chunks, name=name or path, vad=vad, language=language))
+        x = _as_16k(audio, sample_rate)
+        step = int(self.config.block_seconds * SAMPLE_RATE)
+        chunks = _progress_chunks((x[i:i + step] for i in range(0, len(x), step)), on_progress)
+        return list(self.stream(chunks, name=name or "<array>", vad=vad, language=language))
+
+    def stream(self, chunks: Iterable[np.ndarray], name: str = "<stream>", sample_rate: int = SAMPLE_RATE,
+               vad: VADConfig | None = None, language: str | None = None) -> Iterator[SegmentRecord]:
+        """Streaming: chunks of audio in (any size, mono float32 at ``sample_rate``), records out
+        once about ``0.75 * transcribe_window`` s of speech has closed (the segments transcribed
+        together; ``transcribe_window=0``: as soon as each segment closes). Memory is bounded by
+        the transcription window, never by the length of the stream."""
+        seg = Segmenter(vad or self.config.vad)
+        batch: list[Segment] = []
+        window = self.config.transcribe_window
+        t0 = time.perf_counter()
+        for chunk in chunks:
+            batch += seg.feed(_as_16k(chunk, sample_rate))
+            self.timings["read+vad"] += time.perf_counter() - t0
+            if batch and sum(s.duration + self.config.transcribe_gap for s in batch) >= 0.75 * window:
+                yield from self.analyze(batch, name, language=language)
+                batch = []
+            t0 = time.perf_counter()
+        batch += seg.flush()
+        if batch:
+            yield from self.analyze(batch, name, language=language)
+
+    def analyze(self, segments: Sequence[Segment], name: str = "<array>",
+                language: str | None = None) -> list[SegmentRecord]:
+        """Records for segments whose audio is known (16 kHz): emotion heads, transcript, sentiment."""
+        segments = [s for s in segments if s.audio is not None and
+                    len(s.audio) >= self.config.min_segment_seconds * SAMPLE_RATE]
+        if not segments:
+            return []
+        t0 = time.perf_counter()
+        emo = self.scorer.score([s.audio for s in segments])
+        t1 = time.perf_counter()
+        texts, langs = self._transcribe(segments, language or self.config.language)
+        t2 = time.perf_counter()
+        sents = self._sentiment(texts)
+        self.timings["emotion"] += t1 - t0
+        self.timings["transcribe"] += t2 - t1
+        self.timings["sentiment"] += time.perf_counter() - t2
+        out = []
+        for i, s in enumerate(segments):
+            dims = {k: round(float(v), 4) for k, v in zip(emo.attributes, emo.dims[i])}
+            emotion = Scores.from_probs(emo.labels, emo.probs[i]) if emo.labels else Scores("", {})
+            out.append(SegmentRecord(
+                file=name, start=round(s.start, 3), end=round(s.end, 3), transcript=texts[i],
+                sentiment=sents[i], valence=dims.get("valence"), arousal=dims.get("arousal"),
+                dominance=dims.get("dominance"), emotion=emotion, language=langs[i], model=self.version))
+        return out
+
+    def _transcribe(self, segments: Sequence[Segment], language: str | None) -> tuple[list[str], list[str | None]]:
+        if self.transcriber is None:
+            return [""] * len(segments), [language] * len(segments)
+        texts: list[str] = [""] * len(segments)
+        langs: list[str | None] = [language] * len(segments)
+        for group in _groups(segments, self.config.transcribe_window, self.config.transcribe_gap):
+            if len(group) > 1 and self._transcribe_group(segments, group, language, texts, langs):
+                continue
+            for i in group:
+                t = self._call_transcriber(segments[i].audio, language)
+                texts[i] = (t.text or "").strip()
+                langs[i] = getattr(t, "language", None) or language
+        return texts, langs
+
+    def _call_transcriber(self, audio: np.ndarray, language: str | None):
+        return self.transcriber.transcribe(audio, language) if language else self.transcriber.transcribe(audio)
+
+    def _transcribe_group(self, segments, group: list[int], language, texts, langs) -> bool:
+        """Transcribe segments ``group`` in one call, joined by short silences; give each its
+        words (by word mid-time). False when the transcriber gives no word timestamps."""
+        gap = np.zeros(int(self.config.transcribe_gap * SAMPLE_RATE), np.float32)
+        parts, bounds, pos = [], [], 0
+        for i in group:
+            a = segments[i].audio
+            parts += [a, gap]
+            bounds.append(pos + len(a) + len(gap) / 2)  # boundary with the next segment (samples)
+            pos += len(a) + len(gap)
+        t = self._call_transcriber(np.concatenate(parts), language)
+        words = [w for seg in (getattr(t, "segments", None) or []) for w in (getattr(seg, "words", None) or [])]
+        if not words and (t.text or "").strip():
+            return False
+        import bisect
+
+        out: list[list[str]] = [[] for _ in group]
+        for w in words:
+            k = min(bisect.bisect_left(bounds, (w.start + w.end) / 2 * SAMPLE_RATE), len(group) - 1)
+            out[k].append(w.text.strip())
+        for k, i in enumerate(group):
+            texts[i] = " ".join(x for x in out[k] if x)
+            langs[i] = getattr(t, "language", None) or language
+        return True
+
+    def _sentiment(self, texts: Sequence[str]) -> list[Scores]:
+        neutral = Scores("neutral", {"negative": 0.0, "neutral": 1.0, "positive": 0.0})
+        idx = [i for i, t in enumerate(texts) if t]
+        out = [neutral] * len(texts)
+        if self.labeler is None or not idx:
+            return out
+        for i, s in zip(idx, self.labeler([texts[i] for i in idx])):
+            out[i] = Scores.from_probs(SENTIMENT_LABELS, s.probs)
+        return out
+
+    # -- files and batches
+
+    def predict_file(self, path: str | os.PathLike, on_progress: Callable[[float], None] | None = None
+                     ) -> FileResult:
+        """Like :meth:`predict` but never raises for a bad file: the error is in the result."""
+        path = str(path)
+        try:
+            duration = info(path).duration
+            segments = self.predict(path, on_progress=on_progress)
+        except AudioError as e:
+            return FileResult(file=path, error=e.cause)
+        except (RuntimeError, ValueError, OSError) as e:  # a decoder or model failure on this file only
+            log.debug("prediction failed on %s", path, exc_info=True)
+            return FileResult(file=path, error=f"{type(e).__name__}: {e}")
+        note = None if segments else "no speech detected"
+        return FileResult(file=path, segments=segments, duration=round(duration, 3), note=note)
+
+    def predict_batch(self, paths: Sequence[str | os.PathLike], jobs: int = 1,
+                      show_progress: bool | None = None) -> Iterator[FileResult]:
+        """Results for many files, in input order. ``jobs`` > 1 runs worker processes (each
+        loads the model once, with ``threads // jobs`` threads) when the predictor was built by
+        :func:`load`. Progress on stderr: files, or audio seconds for a single file."""
+        from .utils import progress
+
+        paths = [str(p) for p in paths]
+        jobs = max(1, min(int(jobs), len(paths)))
+        disable = None if show_progress is None else not show_progress
+        if len(paths) == 1:
+            try:
+                total = round(info(paths[0]).duration, 1)
+            except AudioError:
+                total = None
+            bar = progress(total=total, desc="predict", unit="s", disable=disable)
+            try:
+                yield self.predict_file(paths[0], on_progress=lambda s: bar.update(round(s, 1)))
+            finally:
+                bar.close()
+            return
+        bar = progress(total=len(paths), desc="predict", unit="file", disable=disable)
+        try:
+            if jobs == 1 or self.spec is None:
+                for p in paths:
+                    r = self.predict_file(p)
+                    bar.update(1)
+                    yield r
+                return
+            import multiprocessing as mp
+
+            spec = dict(self.spec, threads=max(1, self.config.threads // jobs))
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(jobs, initializer=_worker_init, initargs=(spec,)) as pool:
+                for r in pool.imap(_worker_predict, paths):
+                    bar.update(1)
+                    yield r
+                pool.close()  # let the workers exit on their own (terminate() would kill them)
+                pool.join()
+        finally:
+            bar.close()
+
+
+def _groups(segments: Sequence[Segment], window: float, gap: float) -> list[list[int]]:
+    """Indices of consecutive segments whose joined length (with gaps) fits in ``window`` s."""
+    groups: list[list[int]] = []
+    size = 0.0
+    for i, s in enumerate(segments):
+        d = s.duration + gap
+        if not groups or window <= 0 or size + d > window:
+            groups.append([i])
+            size = d
+        else:
+            groups[-1].append(i)
+            size += d
+    return groups
+
+
+def _progress_chunks(chunks: Iterable[np.ndarray], on_progress) -> Iterator[np.ndarray]:
+    for c in chunks:
+        yield c
+        if on_progress is not None:
+            on_progress(len(c) / SAMPLE_RATE)
+
+
+def _as_16k(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    from .audio import resample, to_mono
+
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 2:
+        x = to_mono(x)
+    if x.ndim != 1:
+        raise ValueError(f"audio must be (samples,) or (samples, channels), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("audio contains NaN or Inf samples")
+    return resample(x, sample_rate, SAMPLE_RATE) if sample_rate != SAMPLE_RATE else x
+
+
+_WORKER: Predictor | None = None
+
+
+def _worker_init(spec: dict) -> None:
+    global _WORKER
+    import torch
+
+    torch.set_num_threads(spec.get("threads", 1))
+    _WORKER = load(**spec)
+
+
+def _worker_predict(path: str) -> FileResult:
+    assert _WORKER is not None
+    return _WORKER.predict_file(path)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def default_model_path() -> Path:
+    """The bundled default emotion model file (``emovox/assets``)."""
+    from .emotion_model import default_model_path as _p
+
+    return Path(_p())
+
+
+def load(path: str | os.PathLike | None = None, *, backend: str = "torch", transcriber: str | None = "whisper-tiny.en",
+         language: str | None = None, sentiment: str = "vader", threads: int = 2, device: str = "cpu",
+         vad: VADConfig | dict | None = None, onnx_dir: str | os.PathLike | None = None,
+         **config) -> Predictor:
+    """Build a :class:`Predictor`: the bundled default emotion model (``path=None``) or a saved
+    model file, its Whisper encoder, the transcriber (``None``/``"none"``: no transcripts) and
+    the sentiment labeler. ``backend="onnx"`` (or ``"onnx-int8"``) runs the encoder and heads
+    with ONNX Runtime from ``onnx_dir`` (exported by ``emovox export onnx``; default: exported on
+    first use into the cache directory)."""
+    import torch
+
+    from .emotion_model import EmotionModel
+
+    torch.set_num_threads(threads)
+    cfg = PredictConfig(transcriber=transcriber or "none", language=language, sentiment=sentiment,
+                        backend=backend, threads=threads, vad=vad if isinstance(vad, VADConfig) else VADConfig(**(vad or {})),
+                        **config)
+    model_path = Path(path) if path is not None else default_model_path()
+    if not model_path.exists():
+        raise FileNotFoundError(f"emotion model not found: {model_path}")
+    heads = EmotionModel.load(model_path)
+    version = model_version(heads, model_path)
+    if backend.startswith("onnx"):
+        from .export import OnnxScorer, ensure_onnx
+
+        quantize = "int8" if backend == "onnx-int8" else None
+        scorer = OnnxScorer(ensure_onnx(model_path, onnx_dir, quantize=quantize), version=version, threads=threads)
+    else:
+        from .encoders import load_encoder
+
+        encoder = load_encoder(heads.encoder_name, device=device, **heads.encoder_options)
+        scorer = TorchScorer(encoder, heads, version=version, batch_size=cfg.batch_segments)
+    tr = None
+    if cfg.transcriber and cfg.transcriber != "none":
+        from .text.transcribe import get_transcriber
+
+        tr = get_transcriber(cfg.transcriber, language=language, threads=threads,
+                             word_timestamps=cfg.transcribe_window > 0)
+    labeler = None
+    if tr is not None and sentiment and sentiment != "none":
+        from .text.sentiment import get_labeler
+
+        labeler = get_labeler(sentiment)
+    spec = dict(path=str(model_path), backend=backend, transcriber=cfg.transcriber, language=language,
+                sentiment=sentiment, threads=threads, device=device, vad=asdict(cfg.vad),
+                onnx_dir=str(onnx_dir) if onnx_dir else None, **config)
+    return Predictor(scorer, tr, labeler, cfg, spec=spec)
+
+
+def model_version(heads, path: Path) -> str:
+    """``emovox-<package version>/<model version or file stem>``."""
+    return f"emovox-{__version__}/{heads.version or path.stem}"
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[str]:
+    """Files as given, and the audio files (by suffix) under each folder, sorted."""
+    out: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+        else:
+            out.append(str(p))
+    return out
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def _records(results: Iterable[FileResult | SegmentRecord]) -> Iterator[SegmentRecord]:
+    for r in results:
+        if isinstance(r, FileResult):
+            yield from r.segments
+        else:
+            yield r
+
+
+def format_jsonl(results: Iterable[FileResult | SegmentRecord]) -> Iterator[str]:
+    """One JSON object per segment (``SegmentRecord.to_dict``), one per line."""
+    from .utils import json_dumps
+
+    for r in _records(results):
+        yield json_dumps(r.to_dict()) + "\n"
+
+
+def format_csv(results: Iterable[FileResult | SegmentRecord]) -> Iterator[str]:
+    """CSV with the columns of ``SegmentRecord.to_row`` (header from the first record)."""
+    import csv
+    import io
+
+    writer, buf = None, io.StringIO()
+    for r in _records(results):
+        row = r.to_row()
+        if writer is None:
+            writer = csv.DictWriter(buf, fieldnames=list(row), extrasaction="ignore")
+            writer.writeheader()
+        writer.writerow(row)
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+
+
+def format_table(results: Iterable[FileResult | SegmentRecord], width: int = 60) -> Iterator[str]:
+    """A readable fixed-width table, one row per segment; files with no segments or errors
+    get a one-line note."""
+    head = f"{'start':>8} {'end':>8}  {'emotion':<16} {'val':>5} {'aro':>5} {'dom':>5}  {'sentiment':<12} transcript"
+    current = None
+    for r in results:
+        if isinstance(r, FileResult):
+            yield f"\n{r.file}" + (f"  ({r.duration:.1f} s)" if r.duration is not None else "") + "\n"
+            if r.error:
+                yield f"  error: {r.error}\n"
+                continue
+            if not r.segments:
+                yield f"  {r.note or 'no segments'}\n"
+                continue
+            yield head + "\n"
+            for s in r.segments:
+                yield _table_row(s, width)
+        else:
+            if r.file != current:
+                current = r.file
+                yield f"\n{r.file}\n{head}\n"
+            yield _table_row(r, width)
+
+
+def _table_row(s: SegmentRecord, width: int) -> str:
+    emo = f"{s.emotion.label} {s.emotion.probs.get(s.emotion.label, 0):.2f}"
+    sen = f"{s.sentiment.label} {s.sentiment.probs.get(s.sentiment.label, 0):.2f}"
+    text = s.transcript if len(s.transcript) <= width else s.transcript[: width - 3] + "..."
+    v, a, d = (f"{x:>5.2f}" if x is not None else f"{'-':>5}" for x in (s.valence, s.arousal, s.dominance))
+    return f"{_clock(s.start):>8} {_clock(s.end):>8}  {emo:<16} {v} {a} {d}  {sen:<12} {text}\n"
+
+
+def _clock(t: float) -> str:
+    m, s = divmod(t, 60)
+    h, m = divmod(int(m), 60)
+    return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m}:{s:04.1f}"
+
+
+FORMATS = {"jsonl": format_jsonl, "csv": format_csv, "table": format_table}
+
+
+# ----------------------------------------------------------------------------- plot
+
+
+def plot_timeline(records: Sequence[SegmentRecord], path: str | os.PathLike, title: str = "") -> Path:
+    """A PNG timeline of one recording: valence and arousal per segment (steps over time) and
+    the emotion category of each segment as coloured spans."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .utils import atomic_open
+
+    labels = sorted({l for r in records for l in r.emotion.probs}) or ["none"]
+    colours = {l: plt.get_cmap("tab10")(i % 10) for i, l in enumerate(labels)}
+    end = max((r.end for r in records), default=1.0)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8.0, min(24.0, end / 10)), 5), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 1]})
+    for key, style, colour in (("valence", "-", "C0"), ("arousal", "--", "C3")):
+        points = [r for r in records if getattr(r, key) is not None]
+        for j, r in enumerate(points):
+            ax1.plot([r.start, r.end], [getattr(r, key)] * 2, style, color=colour, lw=2,
+                     label=key if j == 0 else None)
+    ax1.axhline(0, color="grey", lw=0.5)
+    ax1.set_ylim(-1.05, 1.05)
+    ax1.set_ylabel("value")
+    if any(r.valence is not None or r.arousal is not None for r in records):
+        ax1.legend(loc="upper right")
+    for r in records:
+        ax2.axvspan(r.start, r.end, color=colours[r.emotion.label], alpha=0.8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[l]) for l in labels]
+    ax2.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=min(len(labels), 8),
+               fontsize="small", frameon=False)
+    ax2.set_yticks([])
+    ax2.set_xlabel("time (s)")
+    ax2.set_xlim(0, end)
+    ax1.set_title(title or (records[0].file if records else ""))
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+DEMO_SENTENCES = (
+    "Hello everyone, thank you for coming today.",
+    "I am absolutely delighted with the results, this is wonderful news and I love it.",
+    "Unfortunately the second project was a terrible failure and we lost a lot of money.",
+    "I am angry and disappointed, this is awful and nobody cares.",
+    "The meeting will continue after a short break at three o'clock.",
+    "But I am hopeful, the team is great and next year will be fantastic.",
+)
+
+
+def demo_recording(path: str | os.PathLike, pause: float = 0.8) -> Path:
+    """Write an example recording (about 25 s, 16 kHz WAV/FLAC by suffix): sentences of
+    differing sentiment spoken by espeak-ng, separated by ``pause`` s of silence."""
+    import soundfile as sf
+
+    from .text.synth import synthesize_array
+    from .utils import atomic_open
+
+    gap = np.zeros(int(pause * SAMPLE_RATE), np.float32)
+    parts = [gap[: len(gap) // 2]]
+    for i, text in enumerate(DEMO_SENTENCES):
+        parts += [synthesize_array(text, pitch=40 + 8 * (i % 3)), gap]
+    audio = np.concatenate(parts)
+    path = Path(path)
+    fmt = "FLAC" if path.suffix.lower() == ".flac" else "WAV"
+    with atomic_open(path, "wb") as f:
+        sf.write(f, audio, SAMPLE_RATE, format=fmt, subtype="PCM_16")
+    return path
+
+
+def failures_summary(results: Sequence[FileResult]) -> str:
+    """Lines for stderr: one per failed file, then a count."""
+    bad = [r for r in results if not r.ok]
+    if not bad:
+        return ""
+    lines = [f"  {r.file}: {r.error}" for r in bad]
+    return f"{len(bad)} of {len(results)} file(s) failed:\n" + "\n".join(lines) + "\n"
