@@ -1,0 +1,122 @@
+"""The emotion model file: save/load round trip, predict_from_pooled, category-derived V/A/D
+targets, the recipe on generated features, and the bundled default model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from emovox.emotion_model import (EMOTION_VAD, EmotionModel, EmotionModelConfig, category_vad,
+                                  default_model_path, train_emotion_model)
+from emovox.heads.probe import Probe, ProbeConfig
+from emovox.manifest import Manifest, Utterance
+from emovox.recipes.probe import ProbeRecipeConfig
+
+LABELS = list(EMOTION_VAD)
+
+
+def tiny_model(L: int = 5, D: int = 8) -> EmotionModel:
+    torch.manual_seed(0)
+    probe = Probe(ProbeConfig(num_layers=L, dim=D, num_classes=len(LABELS), num_attributes=3, hidden=16))
+    probe.fit_normalizer(torch.randn(20, L, D) * 3 + 1)
+    return EmotionModel(probe, EmotionModelConfig(labels=LABELS, version="test-1",
+                                                  encoder_options={"pad_to_30s": False}, meta={"note": "x"}))
+
+
+def test_save_load_round_trip_gives_identical_predictions(tmp_path):
+    model = tiny_model()
+    x = torch.randn(4, 5, 8)
+    before = model.predict_from_pooled(x)
+    path = model.save(tmp_path / "m.pt")
+    loaded = EmotionModel.load(path)
+    after = loaded.predict_from_pooled(x)
+    torch.testing.assert_close(before["probs"], after["probs"])
+    torch.testing.assert_close(before["dims"], after["dims"])
+    assert loaded.labels == LABELS and loaded.attributes == ["valence", "arousal", "dominance"]
+    assert loaded.version == "test-1" and loaded.encoder_name == "whisper-tiny.en"
+    assert loaded.encoder_options == {"pad_to_30s": False} and loaded.config.meta == {"note": "x"}
+    # plain types and tensors only: loadable without unpickling code
+    blob = torch.load(path, weights_only=True)
+    assert blob["format"] == "emovox-emotion-model"
+
+
+def test_predict_from_pooled_shapes_and_ranges():
+    out = tiny_model().predict_from_pooled(np.random.default_rng(0).normal(size=(3, 5, 8)).astype(np.float32))
+    assert out["probs"].shape == (3, len(LABELS)) and out["dims"].shape == (3, 3)
+    torch.testing.assert_close(out["probs"].sum(1), torch.ones(3))
+    assert out["dims"].abs().max() <= 1.0
+    assert out["emotion"] is out["probs"] and out["vad"] is out["dims"] and out["labels"] == LABELS
+    single = tiny_model().predict_from_pooled(torch.randn(5, 8))  # one utterance without batch dim
+    assert single["probs"].shape == (1, len(LABELS))
+
+
+def test_load_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        EmotionModel.load(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="bad.pt"):
+        EmotionModel.load(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"format": "something-else"}, other)
+    with pytest.raises(ValueError, match="not an emovox emotion model"):
+        EmotionModel.load(other)
+    with pytest.raises(ValueError, match="labels"):
+        EmotionModel(tiny_model().probe, EmotionModelConfig(labels=["a", "b"]))
+
+
+def test_category_vad_scales_by_intensity():
+    m = Manifest([Utterance("a", "a.wav", emotion="angry", extra={"intensity": "strong"}),
+                  Utterance("b", "b.wav", emotion="angry", extra={"intensity": "normal"}),
+                  Utterance("c", "c.wav", emotion="neutral", extra={"intensity": "normal"}),
+                  Utterance("d", "d.wav", emotion="bored")])
+    t = category_vad(m)
+    assert t["a"] == pytest.approx(list(EMOTION_VAD["angry"]))
+    assert t["b"] == pytest.approx([0.75 * v for v in EMOTION_VAD["angry"]])
+    assert t["c"] == [0.0, 0.0, 0.0] and "d" not in t
+    assert all(-1 <= v <= 1 for vad in EMOTION_VAD.values() for v in vad)
+
+
+def test_train_emotion_model_on_generated_features(tmp_path):
+    rng = np.random.default_rng(0)
+    records, feats = [], {}
+    for s in range(4):
+        for c, lab in enumerate(LABELS):
+            for r in range(4):
+                uid = f"{s}-{lab}-{r}"
+                x = rng.normal(size=(2, 8)).astype(np.float32)
+                x[1, c] += 4.0
+                feats[uid] = x
+                records.append(Utterance(uid, f"{uid}.wav", speaker=f"spk{s}", emotion=lab,
+                                         extra={"intensity": "strong"}))
+    m = Manifest(records, corpus="gen", labels={"emotion": LABELS})
+    cfg = ProbeRecipeConfig(attributes=["valence", "arousal", "dominance"], speaker_norm="off", max_epochs=15,
+                            lr=1e-2, linear=False)
+    model, report = train_emotion_model(m, feats, category_vad(m), cfg, cv_folds=2, version="gen-1")
+    assert 1 <= report["final_epochs"] <= 15
+    assert report["cross_validation"]["probe"]["ua"]["mean"] > 0.5
+    loaded = EmotionModel.load(model.save(tmp_path / "gen.pt"))
+    out = loaded.predict_from_pooled(torch.from_numpy(np.stack([feats[r.id] for r in records[:8]])))
+    assert (out["probs"].argmax(1) == torch.arange(8).div(4, rounding_mode="floor")).float().mean() > 0.5
+    # angry (high arousal) vs calm (low arousal) come out ordered on the arousal output
+    angry = [feats[r.id] for r in records if r.emotion == "angry"]
+    calm = [feats[r.id] for r in records if r.emotion == "calm"]
+    a_angry = loaded.predict_from_pooled(torch.from_numpy(np.stack(angry)))["dims"][:, 1].mean()
+    a_calm = loaded.predict_from_pooled(torch.from_numpy(np.stack(calm)))["dims"][:, 1].mean()
+    assert a_angry > a_calm
+
+
+def test_bundled_default_model_loads_and_predicts():
+    path = default_model_path()
+    assert path.is_file(), f"the bundled default model is missing: {path} (run emovox train-default)"
+    assert path.stat().st_size < 5_000_000
+    model = EmotionModel.load()
+    assert model.encoder_name == "whisper-tiny.en"
+    assert model.labels == ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+    assert model.attributes == ["valence", "arousal", "dominance"]
+    L, D = model.probe.config.num_layers, model.probe.config.dim
+    assert (L, D) == (5, 384)
+    out = model.predict_from_pooled(torch.zeros(2, L, D))
+    assert out["probs"].shape == (2, 8) and out["dims"].shape == (2, 3)
+    assert "cross_validation" in model.config.meta and model.config.meta["licence"].startswith("CC BY-NC-SA")
