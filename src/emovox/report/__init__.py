@@ -1,1 +1,1 @@
-
+"""Reports: markdown/CSV/JSON tables (:mod:`.tables`) and PNG plots (:mod:`.plots`)."""
