@@ -120,3 +120,26 @@ def test_bundled_default_model_loads_and_predicts():
     out = model.predict_from_pooled(torch.zeros(2, L, D))
     assert out["probs"].shape == (2, 8) and out["dims"].shape == (2, 3)
     assert "cross_validation" in model.config.meta and model.config.meta["licence"].startswith("CC BY-NC-SA")
+
+
+def test_bundled_model_through_predict_on_real_ravdess_clips():
+    """Pipeline integrity on real speech: VAD segments -> Whisper encoder -> bundled heads must
+    reproduce the categories of clips the model was trained on (strong intensity, one actor).
+    A mismatch between training features and predict-time features makes this fail."""
+    from conftest import shared_path
+
+    import emovox
+
+    actor = shared_path("ravdess", "Actor_02")
+    clips = sorted(actor.glob("03-01-0[2-8]-02-01-01-02.*"))
+    assert len(clips) == 7
+    names = {"02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fearful", "07": "disgust",
+             "08": "surprised"}
+    model = emovox.load(transcriber=None, threads=2)
+    correct = 0
+    for clip in clips:
+        segments = model.predict(clip)
+        assert segments, f"no speech found in {clip}"
+        longest = max(segments, key=lambda s: s.end - s.start)
+        correct += longest.emotion.label == names[clip.name.split("-")[2]]
+    assert correct >= 5, f"only {correct} of 7 training clips labelled right through predict()"

@@ -228,3 +228,25 @@ def test_commands_have_help_with_example(argv, capsys):
         main(argv)
     assert e.value.code == 0
     assert "example:" in capsys.readouterr().out
+
+
+def test_real_bundled_model_over_http(uploads):
+    """The service with the real pieces (bundled emotion model, Whisper tiny.en, VADER)."""
+    from fastapi.testclient import TestClient
+
+    import emovox
+    from emovox.emotion_model import EmotionModel
+
+    with TestClient(create_app(emovox.load(threads=2), config=LIMITS)) as c:
+        r = post(c, "two.flac", uploads["two.flac"])
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert len(body["segments"]) == 2
+        for seg in body["segments"]:
+            assert seg["transcript"].strip(), "Whisper returned no words for synthesised speech"
+            assert seg["emotion"]["label"] in seg["emotion"]["probs"]
+            assert set(seg["emotion"]["probs"]) == set(EmotionModel.load().labels)
+            assert abs(sum(seg["emotion"]["probs"].values()) - 1) < 1e-3
+            assert seg["sentiment"]["label"] in ("negative", "neutral", "positive")
+            assert all(-1.5 <= seg[k] <= 1.5 for k in ("valence", "arousal", "dominance"))
+        assert post(c, "text.wav", uploads["text.wav"]).status_code == 415
