@@ -11,3 +11,36 @@ def add_command(sub, name: str, help: str, example: str, func) -> argparse.Argum
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(func=func)
     return p
+
+
+def parse_value(v: str):
+    """A command-line value: true/false/yes/no, none/null, int, float, else the string."""
+    low = v.lower()
+    if low in {"true", "yes"}:
+        return True
+    if low in {"false", "no"}:
+        return False
+    if low in {"none", "null"}:
+        return None
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+def parse_pairs(items: list[str], what: str = "-O") -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; a malformed item raises ValueError."""
+    out = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not sep or not k.strip():
+            raise ValueError(f"{what} expects KEY=VALUE, got {item!r}")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def parse_options(items: list[str], what: str = "-O") -> dict:
+    """``["n_mels=80", "normalize=true"]`` -> ``{"n_mels": 80, "normalize": True}``."""
+    return {k: parse_value(v) for k, v in parse_pairs(items, what).items()}

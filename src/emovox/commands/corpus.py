@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import add_command
+from ._common import add_command, parse_options, parse_pairs
 
 
 def register(sub) -> None:
@@ -52,38 +52,14 @@ def _register_import(sub) -> None:
                    help="any other keyword of the importer's prepare(), e.g. -O include_song=true")
 
 
-def _parse_value(v: str):
-    low = v.lower()
-    if low in {"true", "yes"}:
-        return True
-    if low in {"false", "no"}:
-        return False
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v
-
-
-def _pairs(items: list[str], what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        k, sep, v = item.partition("=")
-        if not sep or not k.strip():
-            raise ValueError(f"{what} expects KEY=VALUE, got {item!r}")
-        out[k.strip()] = v.strip()
-    return out
-
-
 def _import(args) -> int:
     from ..corpora import prepare, skipped_of
 
-    kw = {k: _parse_value(v) for k, v in _pairs(args.option, "--option").items()}
+    kw = parse_options(args.option, "--option")
     if args.csv:
         kw["csv"] = args.csv
     if args.map:
-        kw["columns"] = _pairs(args.map, "--map")
+        kw["columns"] = parse_pairs(args.map, "--map")
     if args.classes:
         kw["classes"] = None if args.classes == "all" else int(args.classes)
     m = prepare(args.format, args.root, jobs=args.jobs, probe=not args.no_probe, strict=False, **kw)

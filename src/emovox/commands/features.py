@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from ._common import add_command
+from ._common import add_command, parse_options
 
 log = logging.getLogger(__name__)
 
@@ -43,33 +43,6 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE",
                    help="an extractor option (e.g. n_mels=80, pad_to_30s=true); repeatable")
-
-
-def parse_options(items: list[str]) -> dict:
-    """``["n_mels=80", "normalize=true"]`` -> ``{"n_mels": 80, "normalize": True}``."""
-    out: dict = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"-O expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = _value(value.strip())
-    return out
-
-
-def _value(v: str):
-    low = v.lower()
-    if low in {"true", "yes"}:
-        return True
-    if low in {"false", "no"}:
-        return False
-    if low in {"none", "null"}:
-        return None
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v
 
 
 def _run(args) -> int:
