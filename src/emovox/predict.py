@@ -22,7 +22,7 @@ Pipeline for one recording (``Predictor``):
    the heads read every layer, and faster-whisper pads every call to a 30 s window, so one call
    per segment cost twice as much as the whole file (114 s of speech in 24 segments, 2 busy
    cores: 52 s one call per segment vs 27 s for the whole file; in a second run grouped with
-   word timestamps 31.9 s vs whole file 31.6 s; the PyTorch encoder on the 24 segments 6 s). ``emovox bench predict`` measures the total (docs/results/predict.md);
+   word timestamps 31.9 s vs whole file 31.6 s; the PyTorch encoder on the 24 segments 6 s). ``emovox bench predict`` measures the total (docs/RESULTS.md);
 4. one :class:`SegmentRecord` per segment.
 
 Batches of files run in ``jobs`` worker processes (each loads the model once); a bad file gives
