@@ -12,7 +12,6 @@ second, for 1 process and, with ``--procs 1 2``, for torchrun with 2 processes a
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -22,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..commands._common import add_command
+from ..commands._common import add_command, add_group
 
 VARIANTS = ("none", "asr-frozen", "asr-finetuned", "sa2sr-frozen", "sa2sr-finetuned")
 
@@ -220,11 +219,8 @@ def _threads(args) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("sa2sr", help="SA2SR: the paper's variant grid, and training throughput",
-                       description=__doc__.split("\n\n", 1)[1],
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    inner = p.add_subparsers(dest="sa2sr_bench", metavar="{grid,throughput}")
-    p.set_defaults(func=lambda args: p.print_help() or 2)
+    inner = add_group(sub, "sa2sr", "SA2SR: the paper's variant grid, and training throughput",
+                      "{grid,throughput}", __doc__.split("\n\n", 1)[1])
 
     g = add_command(
         inner, "grid", "no pre-training / ASR-only / SA2SR x frozen / fine-tuned, over speaker folds",

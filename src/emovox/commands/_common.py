@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_command(sub, name: str, help: str, example: str, func) -> argparse.ArgumentParser:
@@ -11,6 +12,16 @@ def add_command(sub, name: str, help: str, example: str, func) -> argparse.Argum
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(func=func)
     return p
+
+
+def add_group(sub, name: str, help: str, metavar: str, description: str | None = None,
+              epilog: str | None = None):
+    """A command whose work is done by subcommands (``emovox pretrain sa2sr``); called alone it
+    prints its help on stderr and exits 2. Returns the subparsers to add those to."""
+    p = sub.add_parser(name, help=help, description=description or help, epilog=epilog,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(func=lambda args: p.print_help(sys.stderr) or 2)
+    return p.add_subparsers(dest=f"{name}_command", metavar=metavar)
 
 
 def parse_value(v: str):

@@ -6,14 +6,12 @@ import json
 import sys
 from pathlib import Path
 
-from ._common import add_command
+from ._common import add_command, add_group
 
 
 def register(sub) -> None:
-    p = sub.add_parser("analyze", help="analyses of labelled manifests (sentiment-vs-emotion)",
-                       description="Analyses of labelled manifests.")
-    inner = p.add_subparsers(dest="analysis", metavar="ANALYSIS")
-    p.set_defaults(func=lambda args: p.print_help(sys.stderr) or 2)
+    inner = add_group(sub, "analyze", "analyses of labelled manifests (sentiment-vs-emotion)", "ANALYSIS",
+                      "Analyses of labelled manifests.")
     q = add_command(
         inner, "sentiment-vs-emotion",
         "confusion counts of text sentiment x a categorical speech label and their Spearman correlation after "

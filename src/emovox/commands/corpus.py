@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from ._common import add_command, parse_options, parse_pairs
+from ._common import add_command, add_group, parse_options, parse_pairs
 
 
 def register(sub) -> None:
-    p = sub.add_parser("corpus", help="import corpora into manifests; info, splits and exports",
-                       description="Work with corpus manifests (JSONL): import an official corpus layout, "
-                                   "print statistics, make speaker-independent splits, export for other tools.",
-                       epilog="example:\n  emovox corpus import ravdess /data/ravdess -o ravdess.jsonl\n"
-                              "  emovox corpus info ravdess.jsonl --json",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.set_defaults(func=lambda args: p.print_help(sys.stderr) or 2)
-    inner = p.add_subparsers(dest="corpus_command", metavar="ACTION")
+    inner = add_group(sub, "corpus", "import corpora into manifests; info, splits and exports", "ACTION",
+                      "Work with corpus manifests (JSONL): import an official corpus layout, print statistics, "
+                      "make speaker-independent splits, export for other tools.",
+                      epilog="example:\n  emovox corpus import ravdess /data/ravdess -o ravdess.jsonl\n"
+                             "  emovox corpus info ravdess.jsonl --json")
     _register_import(inner)
     _register_info(inner)
     _register_split(inner)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ._common import add_command
+from ._common import add_command, add_group
 
 
 def register(sub) -> None:
-    p = sub.add_parser("evaluate", help="evaluations (asr: WER/CER and speed of transcribers)",
-                       description="Evaluations of emovox components on a manifest.")
-    inner = p.add_subparsers(dest="evaluation", metavar="EVALUATION")
-    p.set_defaults(func=lambda args: p.print_help(sys.stderr) or 2)
+    inner = add_group(sub, "evaluate", "evaluations (asr: WER/CER and speed of transcribers)", "EVALUATION",
+                      "Evaluations of emovox components on a manifest.")
     q = add_command(
         inner, "asr",
         "word/character error rate (normalised English) and real-time factor of transcribers on a manifest "

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from ._common import add_command
+from ._common import add_command, add_group
 
 
 def register(sub) -> None:
-    p = sub.add_parser("export", help="export models (onnx)", description="Export models for other runtimes.")
-    inner = p.add_subparsers(dest="target", metavar="TARGET")
-    p.set_defaults(func=lambda args: p.print_help() or 2)
+    inner = add_group(sub, "export", "export models (onnx)", "TARGET", "Export models for other runtimes.")
     o = add_command(inner, "onnx", "export the Whisper encoder and the emotion heads to ONNX (for "
                                    "'emovox predict --backend onnx' or other runtimes)",
                     "emovox export onnx -o model-onnx/ --check && emovox predict call.wav --backend onnx "

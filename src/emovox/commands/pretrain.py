@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from ._common import add_command
+from ._common import add_command, add_group
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -56,10 +56,8 @@ def run_sa2sr(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("pretrain", help="pre-train an encoder (sa2sr)",
-                       description="Pre-train an encoder for emotion recognition. Methods: sa2sr.")
-    inner = p.add_subparsers(dest="method", metavar="METHOD")
-    p.set_defaults(func=lambda args: p.print_help() or 2)
+    inner = add_group(sub, "pretrain", "pre-train an encoder (sa2sr)", "METHOD",
+                      "Pre-train an encoder for emotion recognition. Methods: sa2sr.")
 
     s = add_command(
         inner, "sa2sr",
