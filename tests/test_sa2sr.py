@@ -256,3 +256,17 @@ def test_bench_grid_table_orders_attributes_and_shows_spread():
     assert table[0] == "| variant | folds | ccc_arousal | ccc_valence | ccc |"
     assert table[2] == "| none | 2 | 0.300 ± 0.000 | 0.100 ± 0.050 | 0.200 ± 0.100 |"
     assert table[3].endswith("| – | – | – |")
+
+
+def test_corrupt_checkpoints_name_the_file(tmp_path):
+    from emovox.encoders import load_encoder
+    from emovox.recipes.sa2sr import load_sa2sr
+
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"this is not a torch file")
+    with pytest.raises(ValueError, match="broken.pt: cannot read"):
+        load_encoder("bilstm", checkpoint=bad)
+    with pytest.raises(ValueError, match="broken.pt: cannot read an SA2SR checkpoint"):
+        load_sa2sr(bad)
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load_encoder("bilstm", checkpoint=tmp_path / "missing.pt")

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .heads.probe import Probe, ProbeConfig
-from .utils import atomic_torch_save
+from .utils import atomic_torch_save, read_torch
 
 FORMAT = "emovox-emotion-model"
 FORMAT_VERSION = 1
@@ -129,10 +129,7 @@ class EmotionModel(nn.Module):
         path = Path(path) if path is not None else default_model_path()
         if not path.is_file():
             raise FileNotFoundError(f"emotion model not found: {path}")
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001
-            raise ValueError(f"{path}: not a readable emotion model file ({e})") from e
+        blob = read_torch(path, "an emotion model file")
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
             raise ValueError(f"{path}: not an emovox emotion model (format {blob.get('format') if isinstance(blob, dict) else type(blob).__name__!r})")
         if blob.get("format_version", 0) > FORMAT_VERSION:

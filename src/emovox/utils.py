@@ -83,6 +83,17 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         torch.save(obj, f)
 
 
+def read_torch(path: str | os.PathLike, what: str, weights_only: bool = True, map_location: Any = "cpu") -> Any:
+    """``torch.load`` whose failures (not a torch file, truncated, foreign pickles) raise
+    ValueError naming the file and ``what`` was expected there."""
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=weights_only)
+    except Exception as e:  # noqa: BLE001 - torch/pickle raise many types
+        raise ValueError(f"{path}: cannot read {what} ({type(e).__name__}: {e})") from None
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n")
 

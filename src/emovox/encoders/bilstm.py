@@ -25,6 +25,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..features.augment import AugmentConfig, SpecAugment
 from .base import Encoder, EncoderOutput
+from ..utils import read_torch
 
 CHECKPOINT_KIND = "emovox.bilstm"
 
@@ -135,7 +136,7 @@ def load_bilstm(path: str | os.PathLike | None = None, device: str = "cpu", **op
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: BiLSTM encoder checkpoint not found")
-    obj = torch.load(path, map_location="cpu", weights_only=False)
+    obj = read_torch(path, "a BiLSTM encoder checkpoint", weights_only=False)
     if not is_bilstm_checkpoint(obj):
         raise ValueError(f"{path}: not a BiLSTM encoder checkpoint (expected kind {CHECKPOINT_KIND!r})")
     enc = BiLSTMEncoder(BiLSTMConfig.from_dict(obj["config"]))
@@ -147,14 +148,13 @@ def _factory(device: str = "cpu", checkpoint: str | os.PathLike | None = None, *
     """``load_encoder("bilstm", checkpoint=PATH)``: PATH is an ``encoder.pt``, an ``sa2sr.pt`` or a
     pre-training output folder; without it a randomly initialised encoder (``options`` are
     :class:`BiLSTMConfig` fields)."""
-    if checkpoint is not None and (os.path.isdir(checkpoint) or not is_bilstm_checkpoint(
-            torch.load(checkpoint, map_location="cpu", weights_only=False) if os.path.isfile(checkpoint) else {})):
-        from ..recipes.sa2sr import load_pretrained_encoder
+    if checkpoint is None:
+        return load_bilstm(None, str(device), **options)
+    if not os.path.exists(checkpoint):
+        raise FileNotFoundError(f"{checkpoint}: BiLSTM encoder checkpoint not found")
+    from ..recipes.sa2sr import load_pretrained_encoder  # reads the file once, whichever kind it is
 
-        if not os.path.exists(checkpoint):
-            raise FileNotFoundError(f"{checkpoint}: BiLSTM encoder checkpoint not found")
-        return load_pretrained_encoder(checkpoint, device=str(device)).eval()
-    return load_bilstm(checkpoint, str(device), **options)
+    return load_pretrained_encoder(checkpoint, device=str(device)).eval()
 
 
 def _register() -> None:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..text.vocab import CharVocab
-from ..utils import atomic_torch_save
+from ..utils import atomic_torch_save, read_torch
 from .base import Encoder, EncoderOutput
 
 CHECKPOINT_KIND = "emovox.wavenet"
@@ -264,10 +264,7 @@ class WaveNetASR(Encoder):
     def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "WaveNetASR":
         """A model saved by :meth:`save`, or a Trainer checkpoint (``best.pt``/``last.pt``) whose
         state dict fits the default config."""
-        try:
-            blob = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as e:  # not a torch file, or one holding arbitrary pickled objects
-            raise ValueError(f"{path}: cannot read a WaveNet checkpoint ({type(e).__name__}: {e})") from None
+        blob = read_torch(path, "a WaveNet checkpoint", map_location=map_location)
         if not isinstance(blob, dict):
             raise ValueError(f"{path}: not a WaveNet checkpoint")
         cfg = WaveNetConfig(**blob["config"]) if blob.get("kind") == CHECKPOINT_KIND else WaveNetConfig()

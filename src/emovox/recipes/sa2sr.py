@@ -47,7 +47,7 @@ from ..heads.regressor import EmotionRegressor, RegressorConfig
 from ..heads.sentiment import SentimentHead
 from ..manifest import SENTIMENTS, Manifest, Utterance
 from ..train.data import pad_collate, pad_sequence
-from ..utils import atomic_torch_save, write_json
+from ..utils import atomic_torch_save, read_torch, write_json
 
 log = logging.getLogger("emovox.sa2sr")
 
@@ -250,7 +250,7 @@ def load_pretrained_encoder(spec: str | os.PathLike, device: str = "cpu") -> Enc
         if not path.is_file():
             raise FileNotFoundError(f"{spec}: no sa2sr.pt in this folder (is it a pre-training output?)")
     if path.is_file():
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        obj = read_torch(path, "an SA2SR or BiLSTM checkpoint", weights_only=False)
         if is_bilstm_checkpoint(obj):
             return load_bilstm(path, device)
         if isinstance(obj, dict) and obj.get("kind") == KIND:
@@ -265,7 +265,7 @@ def load_pretrained_encoder(spec: str | os.PathLike, device: str = "cpu") -> Enc
 
 def load_sa2sr(path: str | os.PathLike) -> SA2SRModel:
     """A pre-trained SA2SR model (``sa2sr.pt``), with ``.vocab`` and ``.config`` attached."""
-    obj = torch.load(path, map_location="cpu", weights_only=False)
+    obj = read_torch(path, "an SA2SR checkpoint", weights_only=False)
     if not (isinstance(obj, dict) and obj.get("kind") == KIND):
         raise ValueError(f"{path}: not an SA2SR checkpoint")
     cfg = PretrainConfig.from_dict(obj["config"])

@@ -64,7 +64,7 @@ import torch
 from torch import nn
 
 from .. import distributed as D
-from ..utils import atomic_torch_save, progress
+from ..utils import atomic_torch_save, progress, read_torch
 from .data import BatchPlan, pad_collate, to_device
 
 log = logging.getLogger("emovox.train")
@@ -335,10 +335,7 @@ class Trainer:
 
     def load_checkpoint(self, path: str | Path) -> None:
         path = Path(path)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # noqa: BLE001
-            raise ValueError(f"{path}: cannot read checkpoint ({e})") from e
+        state = read_torch(path, "a trainer checkpoint", weights_only=False)
         if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
             raise ValueError(f"{path}: not an emovox trainer checkpoint (version {CHECKPOINT_VERSION})")
         self.model.load_state_dict(state["model"])
