@@ -80,6 +80,18 @@ def test_ctc_loss_prefers_the_right_transcript():
     assert good.item() < 0.1 < bad.item()
 
 
+def test_ctc_reductions_per_character_and_per_utterance():
+    torch.manual_seed(0)
+    lp = torch.randn(2, 12, 5).log_softmax(-1)
+    targets = torch.tensor([[1, 2, 3, 4], [2, 3, 0, 0]])
+    tl, il = torch.tensor([4, 2]), torch.tensor([12, 9])
+    per = torch.nn.functional.ctc_loss(lp.transpose(0, 1), targets, il, tl, reduction="none")
+    assert ctc_loss(lp, targets, il, tl, reduction="utterance").item() == pytest.approx(per.mean().item())
+    assert ctc_loss(lp, targets, il, tl).item() == pytest.approx((per / tl).mean().item())
+    with pytest.raises(ValueError, match="reduction"):
+        ctc_loss(lp, targets, il, tl, reduction="sum")
+
+
 def test_weighted_sum_sa2sr_style():
     total, logs = weighted_sum({"ctc": torch.tensor(2.0), "ce": torch.tensor(0.5)}, {"ce": 200.0})
     assert total.item() == pytest.approx(102.0)

@@ -13,7 +13,7 @@ from emovox.heads.ctc import CTCHead, greedy_decode
 from emovox.heads.sentiment import SentimentHead
 from emovox.manifest import Manifest, Utterance
 from emovox.recipes import sa2sr
-from emovox.recipes.sa2sr import FinetuneConfig, PretrainConfig, load_config
+from emovox.recipes.sa2sr import FinetuneConfig, PretrainConfig, SA2SRModel, load_config
 
 TINY = BiLSTMConfig(layers=2, hidden=8)
 
@@ -133,6 +133,22 @@ def test_config_defaults_and_overrides(tmp_path):
     f.write_text(json.dumps({"learning_rate": 1}))
     with pytest.raises(ValueError, match="learning_rate"):
         load_config(PretrainConfig, f)
+    assert c.ctc_reduction == "utterance"
+
+
+def test_ctc_reduction_sets_the_loss_scale_and_bad_values_are_refused(tmp_path):
+    torch.manual_seed(0)
+    model = SA2SRModel(BiLSTMEncoder(BiLSTMConfig(layers=1, hidden=8)), 29, 8)
+    tokens = torch.tensor([[5, 6, 7, 8, 9, 10], [5, 6, 0, 0, 0, 0]])
+    batch = {"audio": torch.randn(2, 8000), "audio_lengths": torch.tensor([8000, 6000]),
+             "tokens": tokens, "tokens_lengths": torch.tensor([6, 2]), "sentiment": torch.tensor([0, 2])}
+    model.eval()
+    _, per_utt = sa2sr.pretrain_step(model, batch, 200.0, "utterance")
+    _, per_char = sa2sr.pretrain_step(model, batch, 200.0, "character")
+    assert per_utt["loss/ctc"] > 1.5 * per_char["loss/ctc"]  # targets of 6 and 2 characters
+    assert per_utt["loss/sentiment"] == pytest.approx(per_char["loss/sentiment"])
+    with pytest.raises(ValueError, match="ctc_reduction"):
+        sa2sr.pretrain([_toy_manifest(tmp_path, n=6)], tmp_path / "run", _tiny_pretrain(ctc_reduction="sum"))
     ft = load_config(FinetuneConfig, None, {"task": "categorical"})
     assert ft.monitor == "ua" and ft.regressor.kernels == (6, 3)
 

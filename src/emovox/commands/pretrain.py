@@ -33,7 +33,7 @@ def run_sa2sr(args) -> int:
         "batch_size": args.batch_size, "max_epochs": args.epochs, "max_steps": args.max_steps,
         "patience": args.patience, "vocab": args.vocab, "limit": args.limit, "seed": args.seed,
         "max_seconds": args.max_seconds, "validation_fraction": args.validation_fraction,
-        "save_every": args.save_every, "grad_clip": args.grad_clip,
+        "save_every": args.save_every, "grad_clip": args.grad_clip, "ctc_reduction": args.ctc_reduction,
         "bilstm.layers": args.layers, "bilstm.hidden": args.hidden,
     })
     manifests = [Manifest.load(p) for p in args.manifests]
@@ -90,6 +90,8 @@ def register(sub) -> None:
     s.add_argument("--validation-fraction", type=float, help="held-out fraction per manifest (0.1)")
     s.add_argument("--save-every", type=int, help="steps between resumable checkpoints (200)")
     s.add_argument("--grad-clip", type=float, help="clip the gradient norm (off)")
+    s.add_argument("--ctc-reduction", choices=["utterance", "character"],
+                   help="L_CTC per utterance (default; the scale lambda = 200 is set against) or per character")
     s.add_argument("--seed", type=int)
     s.add_argument("--threads", type=int, help="torch CPU threads per process")
     s.add_argument("--restart", action="store_true", help="ignore OUTPUT/last.pt and start over")

@@ -84,6 +84,10 @@ class PretrainConfig:
     bilstm: BiLSTMConfig = field(default_factory=BiLSTMConfig)
     vocab: str = "english"  # "english" (29 characters) or "auto" (characters of the transcripts)
     sentiment_weight: float = 200.0  # lambda; 0 = ASR-only baseline
+    # L_CTC per utterance (summed over its characters, averaged over the batch): lambda = 200 only
+    # balances a cross entropy of about 1 against a loss of that scale; per character (about 3)
+    # it would leave the encoder a sentiment classifier. "character" = PyTorch's "mean".
+    ctc_reduction: str = "utterance"
     sentiment_hidden: int = 128
     speeds: tuple[float, ...] = SPEED_FACTORS
     lr: float = 5e-5
@@ -386,12 +390,14 @@ def _reseeding_step(step_fn, holder: dict[str, Any], seed: int):
     return step
 
 
-def pretrain_step(model: SA2SRModel, batch: dict[str, Any], sentiment_weight: float):
+def pretrain_step(model: SA2SRModel, batch: dict[str, Any], sentiment_weight: float,
+                  ctc_reduction: str = "utterance"):
     """L = L_CTC + lambda * L_CE (the sentiment head always runs, so DDP sees all parameters)."""
     from ..train.losses import cross_entropy, ctc_loss, weighted_sum
 
     out = model(batch["audio"], batch["audio_lengths"])
-    losses = {"ctc": ctc_loss(out.log_probs, batch["tokens"], out.lengths, batch["tokens_lengths"]),
+    losses = {"ctc": ctc_loss(out.log_probs, batch["tokens"], out.lengths, batch["tokens_lengths"],
+                              reduction=ctc_reduction),
               "sentiment": cross_entropy(out.sentiment_logits, batch["sentiment"])}
     return weighted_sum(losses, {"sentiment": sentiment_weight})
 
@@ -437,7 +443,11 @@ def pretrain(manifests: Sequence[Manifest], out_dir: str | os.PathLike, config: 
     ``last.pt``/``best.pt`` (trainer), ``sa2sr.pt`` (best model + config + vocabulary),
     ``encoder.pt`` (BiLSTM only, loadable by ``emovox.encoders.load_encoder``), ``history.json``,
     ``curves.png`` and ``result.json``. Returns the result dictionary."""
+    from ..train.losses import CTC_REDUCTIONS
+
     cfg = config or PretrainConfig()
+    if cfg.ctc_reduction not in CTC_REDUCTIONS:
+        raise ValueError(f"ctc_reduction must be one of {CTC_REDUCTIONS}, got {cfg.ctc_reduction!r}")
     out = Path(out_dir)
     train_clips, val_clips, failed, untranscribed = [], [], [], 0
     for m in manifests:
@@ -477,7 +487,7 @@ def pretrain(manifests: Sequence[Manifest], out_dir: str | os.PathLike, config: 
              sum(c.seconds for c in train_clips) / 3600, len(cfg.speeds), with_sent, len(val_clips),
              cfg.sentiment_weight, cfg.monitor)
     trainer = _trainer(model, train_set, val_set, cfg, out,
-                       partial(pretrain_step, sentiment_weight=cfg.sentiment_weight),
+                       partial(pretrain_step, sentiment_weight=cfg.sentiment_weight, ctc_reduction=cfg.ctc_reduction),
                        partial(pretrain_metrics, vocab=vocab), train_set.lengths(), cfg.monitor, "min",
                        pretrain_collate, cfg.patience)
     t0 = time.time()

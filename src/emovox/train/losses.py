@@ -72,13 +72,26 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
                            label_smoothing=label_smoothing)
 
 
+CTC_REDUCTIONS = ("utterance", "character")
+
+
 def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor, input_lengths: torch.Tensor,
-             target_lengths: torch.Tensor, blank: int = 0) -> torch.Tensor:
-    """CTC of batch-first (B, T, C) log-probabilities against padded (B, U) targets; mean over
-    the batch of the per-utterance loss divided by its target length (PyTorch's "mean");
-    impossible alignments give 0 instead of inf."""
-    return F.ctc_loss(log_probs.transpose(0, 1).float(), targets, input_lengths, target_lengths,
-                      blank=blank, reduction="mean", zero_infinity=True)
+             target_lengths: torch.Tensor, blank: int = 0, reduction: str = "character") -> torch.Tensor:
+    """CTC of batch-first (B, T, C) log-probabilities against padded (B, U) targets, averaged
+    over the batch. ``reduction``: "character" divides each utterance's negative log-likelihood
+    by its target length first (PyTorch's "mean", about 3 per character at the blank plateau);
+    "utterance" keeps the per-utterance sum (TensorFlow's and ESPnet's convention, tens to
+    hundreds per utterance), the scale a loss weight such as SA2SR's lambda = 200 is set against.
+    Impossible alignments give 0 instead of inf."""
+    if reduction not in CTC_REDUCTIONS:
+        raise ValueError(f"ctc_loss: reduction must be one of {CTC_REDUCTIONS}, got {reduction!r}")
+    lp = log_probs.transpose(0, 1).float()
+    if reduction == "character":
+        return F.ctc_loss(lp, targets, input_lengths, target_lengths, blank=blank, reduction="mean",
+                          zero_infinity=True)
+    per_utt = F.ctc_loss(lp, targets, input_lengths, target_lengths, blank=blank, reduction="none",
+                         zero_infinity=True)
+    return per_utt.mean()
 
 
 def weighted_sum(losses: Mapping[str, torch.Tensor],
