@@ -249,6 +249,24 @@ def test_pretrain_resume_and_finetune_end_to_end(tmp_path):
     assert again["folds"][0]["test"] == res["folds"][0]["test"]
 
 
+def test_a_run_folder_refuses_other_settings_but_takes_a_larger_budget(tmp_path):
+    torch.set_num_threads(1)
+    m = _toy_manifest(tmp_path, n=6)
+    out = tmp_path / "pt"
+    sa2sr.pretrain([m], out, _tiny_pretrain(max_steps=1, speeds=(1.0,)))
+    assert json.loads((out / "config.json").read_text())["lr"] == 5e-5
+    with pytest.raises(ValueError, match=r"other settings \(lr: 5e-05 -> 0.001\)") as e:
+        sa2sr.pretrain([m], out, _tiny_pretrain(max_steps=1, speeds=(1.0,), lr=1e-3))
+    assert str(out) in str(e.value) and "--restart" in str(e.value)
+    assert sa2sr.pretrain([m], out, _tiny_pretrain(max_steps=2, speeds=(1.0,)))["steps"] == 2
+    assert sa2sr.pretrain([m], out, _tiny_pretrain(max_steps=1, speeds=(1.0,), lr=1e-3), resume=False)["steps"] == 1
+    ft = dict(encoder=str(out), task="categorical", label="emotion", folds=3, run_folds=1, max_steps=1,
+              batch_size=4, regressor=sa2sr.RegressorConfig(channels=8, heads=2))
+    sa2sr.finetune(m, tmp_path / "ft", FinetuneConfig(**ft))
+    with pytest.raises(ValueError, match="task: 'categorical' -> 'ordinal'"):
+        sa2sr.finetune(m, tmp_path / "ft", FinetuneConfig(**{**ft, "task": "ordinal", "label": "level"}))
+
+
 def test_bad_audio_is_skipped_and_reported(tmp_path):
     m = _toy_manifest(tmp_path, n=4)
     (tmp_path / "a1.wav").write_bytes(b"not audio at all")

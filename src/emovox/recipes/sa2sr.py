@@ -24,6 +24,7 @@ early stopping, torchrun).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -373,6 +374,31 @@ def _holdout(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Clip],
     return [c for i, c in enumerate(clips) if i not in held], [c for i, c in enumerate(clips) if i in held]
 
 
+# ============================================================================ run folders
+
+BUDGET_KEYS = frozenset({"max_epochs", "max_steps", "patience", "run_folds", "save_every"})
+
+
+def check_run_config(out: Path, cfg, resume: bool) -> None:
+    """A run folder keeps the settings it was started with (``OUT/config.json``). Resuming with
+    other settings than the budget (epochs, steps, patience, folds to run, checkpoint interval)
+    would mix two experiments in one result, so it is refused with the differences named."""
+    path = out / "config.json"
+    now = json.loads(json.dumps(asdict(cfg)))  # tuples as lists, as stored
+    if resume and path.is_file():
+        try:
+            before = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: unreadable run configuration ({e})") from e
+        diff = [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
+                if k not in BUDGET_KEYS and before.get(k) != now.get(k)]
+        if diff:
+            raise ValueError(f"{out}: this run was started with other settings ({'; '.join(diff)}); resume "
+                             "with the same ones, or start over (--restart) or in another folder")
+    if D.rank() == 0:
+        write_json(path, now)
+
+
 # ============================================================================ pre-training
 
 
@@ -449,6 +475,7 @@ def pretrain(manifests: Sequence[Manifest], out_dir: str | os.PathLike, config: 
     if cfg.ctc_reduction not in CTC_REDUCTIONS:
         raise ValueError(f"ctc_reduction must be one of {CTC_REDUCTIONS}, got {cfg.ctc_reduction!r}")
     out = Path(out_dir)
+    check_run_config(out, cfg, resume)
     train_clips, val_clips, failed, untranscribed = [], [], [], 0
     for m in manifests:
         recs = [u for u in m.records if (u.transcript or "").strip()]
@@ -746,6 +773,7 @@ def finetune(manifest: Manifest, out_dir: str | os.PathLike, config: FinetuneCon
 
     cfg = config or FinetuneConfig()
     out = Path(out_dir)
+    check_run_config(out, cfg, resume)
     targets = targets_for(manifest, cfg)
     clips, failed = scan(manifest)
     by_id = {c.utt.id: c for c in clips}
@@ -763,8 +791,6 @@ def finetune(manifest: Manifest, out_dir: str | os.PathLike, config: FinetuneCon
         fdir = out / f"fold-{i:02d}"
         done = fdir / "result.json"
         if resume and done.is_file():
-            import json
-
             per_fold.append(json.loads(done.read_text()))
             log.info("fold %s already done: %s", fold.name, per_fold[-1]["test"])
             continue
@@ -828,7 +854,6 @@ def summarize(metrics: Sequence[dict[str, float]]) -> dict[str, dict[str, float]
 def load_config(cls, path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None):
     """A config: the class defaults, then a JSON file's values, then ``overrides`` (dotted keys
     such as ``"bilstm.layers"``; None values are skipped), so the command line wins."""
-    import json
 
     d = asdict(cls())
     if path:
