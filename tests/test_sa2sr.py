@@ -134,6 +134,8 @@ def test_config_defaults_and_overrides(tmp_path):
     with pytest.raises(ValueError, match="learning_rate"):
         load_config(PretrainConfig, f)
     assert c.ctc_reduction == "utterance"
+    ft = load_config(FinetuneConfig, None, {"task": "categorical"})
+    assert ft.monitor == "ua" and ft.regressor.kernels == (6, 3)
 
 
 def test_ctc_reduction_sets_the_loss_scale_and_bad_values_are_refused(tmp_path):
@@ -149,8 +151,6 @@ def test_ctc_reduction_sets_the_loss_scale_and_bad_values_are_refused(tmp_path):
     assert per_utt["loss/sentiment"] == pytest.approx(per_char["loss/sentiment"])
     with pytest.raises(ValueError, match="ctc_reduction"):
         sa2sr.pretrain([_toy_manifest(tmp_path, n=6)], tmp_path / "run", _tiny_pretrain(ctc_reduction="sum"))
-    ft = load_config(FinetuneConfig, None, {"task": "categorical"})
-    assert ft.monitor == "ua" and ft.regressor.kernels == (6, 3)
 
 
 class _FixedModel(torch.nn.Module):
@@ -265,6 +265,28 @@ def test_a_run_folder_refuses_other_settings_but_takes_a_larger_budget(tmp_path)
     sa2sr.finetune(m, tmp_path / "ft", FinetuneConfig(**ft))
     with pytest.raises(ValueError, match="task: 'categorical' -> 'ordinal'"):
         sa2sr.finetune(m, tmp_path / "ft", FinetuneConfig(**{**ft, "task": "ordinal", "label": "level"}))
+
+
+def test_bench_grid_pretrains_both_encoders_and_fine_tunes_the_variants(tmp_path, capsys):
+    from emovox.cli import main
+
+    torch.set_num_threads(1)
+    _toy_manifest(tmp_path)
+    out = tmp_path / "grid"
+    assert main(["bench", "sa2sr", "grid", "--pretrain", str(tmp_path / "toy.jsonl"), "--emotion",
+                 str(tmp_path / "toy.jsonl"), "-o", str(out), "--task", "categorical", "--label", "emotion",
+                 "--folds", "3", "--run-folds", "1", "--variants", "none", "asr-frozen", "sa2sr-finetuned",
+                 "--layers", "1", "--hidden", "8", "--no-speed-perturb", "--pt-steps", "1", "--pt-lr", "1e-3",
+                 "--pt-grad-clip", "5", "--ft-steps", "1", "--batch-size", "4"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| variant | folds |") and [r.split(" | ")[0] for r in table[2:]] == \
+        ["| none", "| asr-frozen", "| sa2sr-finetuned"]
+    bench = json.loads((out / "bench.json").read_text())
+    assert set(bench["pretraining"]) == {"asr", "sa2sr"} and bench["pretraining"]["asr"]["steps"] == 1
+    for name, weight in (("asr", 0.0), ("sa2sr", 200.0)):
+        cfg = json.loads((out / f"pretrain-{name}" / "config.json").read_text())
+        assert (cfg["lr"], cfg["grad_clip"], cfg["sentiment_weight"]) == (1e-3, 5.0, weight)
+    assert json.loads((out / "finetune-asr-frozen" / "config.json").read_text())["freeze_encoder"] is True
 
 
 def test_bad_audio_is_skipped_and_reported(tmp_path):

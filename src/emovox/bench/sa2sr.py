@@ -34,6 +34,7 @@ def _pretrain_config(args, weight: float):
 
     return load_config(PretrainConfig, args.pretrain_config, {
         "sentiment_weight": weight, "max_epochs": args.pt_epochs, "max_steps": args.pt_steps,
+        "lr": args.pt_lr, "grad_clip": args.pt_grad_clip,
         "limit": args.pt_limit, "speeds": (1.0,) if args.no_speed_perturb else None,
         "bilstm.layers": args.layers, "bilstm.hidden": args.hidden, "batch_size": args.batch_size,
         "seed": args.seed, "encoder": args.encoder})
@@ -248,6 +249,8 @@ def register(sub) -> None:
     g.add_argument("--pt-epochs", type=int, help="pre-training epochs")
     g.add_argument("--pt-steps", type=int, help="pre-training steps")
     g.add_argument("--pt-limit", type=int, help="utterances per pre-training manifest")
+    g.add_argument("--pt-lr", type=float, help="pre-training Adam learning rate (5e-5)")
+    g.add_argument("--pt-grad-clip", type=float, help="pre-training gradient norm clip (off)")
     g.add_argument("--ft-epochs", type=int, help="fine-tuning epochs per fold")
     g.add_argument("--ft-steps", type=int, help="fine-tuning steps per fold")
     g.add_argument("--ft-lr", type=float)

@@ -854,7 +854,6 @@ def summarize(metrics: Sequence[dict[str, float]]) -> dict[str, dict[str, float]
 def load_config(cls, path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None):
     """A config: the class defaults, then a JSON file's values, then ``overrides`` (dotted keys
     such as ``"bilstm.layers"``; None values are skipped), so the command line wins."""
-
     d = asdict(cls())
     if path:
         p = Path(path)
