@@ -142,7 +142,7 @@ def measure_throughput(manifests, steps: int, batch_size: int, layers: int | Non
         if counts["t0"] is not None:
             counts["utts"] += int(batch["audio"].shape[0])
             counts["audio"] += float(batch["audio_lengths"].sum()) / 16000.0
-        return sa2sr.pretrain_step(model, batch, cfg.sentiment_weight)
+        return sa2sr.pretrain_step(model, batch, cfg.sentiment_weight, cfg.ctc_reduction)
 
     tc = TrainConfig(lr=cfg.lr, batch_size=batch_size, max_steps=steps + warmup, max_epochs=10**6,
                      checkpoint_dir=checkpoint_dir, tensorboard=False, progress=False, seed=0)

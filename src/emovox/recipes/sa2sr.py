@@ -416,8 +416,7 @@ def _reseeding_step(step_fn, holder: dict[str, Any], seed: int):
     return step
 
 
-def pretrain_step(model: SA2SRModel, batch: dict[str, Any], sentiment_weight: float,
-                  ctc_reduction: str = "utterance"):
+def pretrain_step(model: SA2SRModel, batch: dict[str, Any], sentiment_weight: float, ctc_reduction: str):
     """L = L_CTC + lambda * L_CE (the sentiment head always runs, so DDP sees all parameters)."""
     from ..train.losses import cross_entropy, ctc_loss, weighted_sum
 

@@ -85,12 +85,10 @@ def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor, input_lengths: torc
     Impossible alignments give 0 instead of inf."""
     if reduction not in CTC_REDUCTIONS:
         raise ValueError(f"ctc_loss: reduction must be one of {CTC_REDUCTIONS}, got {reduction!r}")
-    lp = log_probs.transpose(0, 1).float()
-    if reduction == "character":
-        return F.ctc_loss(lp, targets, input_lengths, target_lengths, blank=blank, reduction="mean",
-                          zero_infinity=True)
-    per_utt = F.ctc_loss(lp, targets, input_lengths, target_lengths, blank=blank, reduction="none",
-                         zero_infinity=True)
+    per_utt = F.ctc_loss(log_probs.transpose(0, 1).float(), targets, input_lengths, target_lengths,
+                         blank=blank, reduction="none", zero_infinity=True)
+    if reduction == "character":  # exactly PyTorch's "mean"
+        per_utt = per_utt / target_lengths.to(per_utt.device).clamp_min(1)
     return per_utt.mean()
 
 
