@@ -20,6 +20,11 @@ import numpy as np
 SAMPLE_RATE = 16000
 """The rate every model in emovox reads (Hz)."""
 
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".sph", ".nist", ".aiff", ".aif", ".aifc",
+                    ".au", ".snd", ".caf", ".w64", ".rf64", ".wv", ".m4a", ".aac", ".webm", ".mka", ".wma")
+"""File extensions treated as audio when a folder is searched (``corpus import``, ``predict``), in
+order of preference when one stem has several files."""
+
 SILENCE_DBFS = -60.0
 """Clips whose RMS level is below this (dB full scale) count as silent."""
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .tensors import lengths_to_mask
 from .utils import atomic_open, cache_dir, file_digest, write_json
 
 log = logging.getLogger("emovox.export")
@@ -50,7 +51,7 @@ class PooledWindowEncoder(nn.Module):
         lengths = torch.full((mel.shape[0],), mel.shape[-1], dtype=torch.long)
         states = self.encoder.encode_windows(mel, lengths)  # list of (1, T, D)
         t = states[0].shape[1]
-        m = (torch.arange(t)[None, :] < valid[:, None]).to(mel.dtype).unsqueeze(-1)  # (1, T, 1)
+        m = lengths_to_mask(valid, t).to(mel.dtype).unsqueeze(-1)  # (1, T, 1)
         denom = m.sum(1).clamp_min(1.0)
         return torch.stack([(h * m).sum(1) / denom for h in states], dim=1)
 

@@ -41,12 +41,11 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 import numpy as np
 
 from . import __version__
-from .audio import SAMPLE_RATE, AudioError, info
+from .audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, info
 from .vad import Segment, Segmenter, VADConfig
 
 log = logging.getLogger("emovox.predict")
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".aiff", ".aif", ".webm", ".wma", ".sph")
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
@@ -582,7 +581,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[str]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            out += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+            out += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
         else:
             out.append(str(p))
     return out

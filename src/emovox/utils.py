@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -94,24 +95,37 @@ def read_torch(path: str | os.PathLike, what: str, weights_only: bool = True, ma
         raise ValueError(f"{path}: cannot read {what} ({type(e).__name__}: {e})") from None
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n")
-
-
-def _json_default(o: Any) -> Any:
+def json_safe(obj: Any) -> Any:
+    """``obj`` with nan/inf replaced by ``None`` (strict JSON has no NaN; an undefined metric is
+    ``null``), numpy values by Python ones, tuples by lists and paths by strings."""
     import numpy as np
 
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
 
 
 def json_dumps(obj: Any, **kwargs) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=_json_default, **kwargs)
+    """Strict JSON text (never a ``NaN`` token; see :func:`json_safe`)."""
+    return json.dumps(json_safe(obj), ensure_ascii=False, allow_nan=False, **kwargs)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented strict JSON, atomically (``nan`` becomes ``null``)."""
+    atomic_write_text(path, json_dumps(obj, indent=2) + "\n")
+    return Path(path)
 
 
 def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -18,11 +18,12 @@ Reported per run: wall seconds, real-time factor (wall / audio seconds), overhea
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from ..utils import json_dumps
 
 SENTENCES = (
     "Good morning, and thank you all for joining the call today.",
@@ -134,7 +135,7 @@ def run_bench(durations: list[float], modes: list[str], threads: int = 2, model:
                         base = r["wall_s"]
                     elif base:
                         r["overhead"] = r["wall_s"] / base - 1
-                print(f"bench predict: {json.dumps(r)}", file=log, flush=True)
+                print(f"bench predict: {json_dumps(r)}", file=log, flush=True)
                 rows.append(r)
             path.unlink()
     return rows
@@ -189,5 +190,5 @@ def _run(args) -> int:
     if bad:
         raise ValueError(f"unknown modes: {', '.join(sorted(bad))}")
     rows = run_bench(durations, modes, args.threads, args.model, args.workdir)
-    print(json.dumps(rows, indent=2) if args.json else markdown(rows))
+    print(json_dumps(rows, indent=2) if args.json else markdown(rows))
     return 1 if any("error" in r for r in rows) else 0

@@ -54,8 +54,7 @@ def _groups(args) -> dict[str, str]:
 def _sentiment_vs_emotion(args) -> int:
     from ..evaluate.sentiment_emotion import sentiment_vs_label
     from ..manifest import Manifest
-    from ..report.tables import json_safe
-    from ..utils import atomic_write_text, json_dumps
+    from ..utils import atomic_write_text, json_dumps, json_safe, write_json
 
     table = sentiment_vs_label(Manifest.load(args.manifest), args.label, _groups(args))
     md = table.markdown()
@@ -65,7 +64,7 @@ def _sentiment_vs_emotion(args) -> int:
         prefix = out / f"sentiment_vs_{args.label}" if (out.is_dir() or args.output.endswith("/")) else out
         prefix.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(prefix.with_name(prefix.name + ".md"), md)
-        atomic_write_text(prefix.with_name(prefix.name + ".json"), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        write_json(prefix.with_name(prefix.name + ".json"), data)
         png = table.plot(prefix.with_name(prefix.name + ".png"), title=args.title)
         print(f"wrote {prefix}.md, {prefix}.json, {png}", file=sys.stderr)
     print(json_dumps(data) if args.json else md, end="\n" if args.json else "")

@@ -43,7 +43,7 @@ def _run(args) -> int:
                                  train_emotion_model)
     from ..manifest import Manifest
     from ..recipes.probe import ProbeRecipeConfig, load_features
-    from ..report.tables import json_safe
+    from ..utils import json_safe
     from ..utils import json_dumps, write_json
 
     log = logging.getLogger("emovox.train_default")

@@ -17,15 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..audio import AudioError, AudioInfo, check_audio
+from ..audio import AUDIO_EXTENSIONS, AudioError, AudioInfo, check_audio
 from ..manifest import Manifest, Utterance
 from ..utils import progress
 
 log = logging.getLogger("emovox.corpora")
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".sph", ".nist", ".aiff", ".aif", ".aifc",
-                    ".au", ".snd", ".caf", ".w64", ".rf64", ".wv", ".m4a", ".aac", ".webm", ".mka")
-"""Extensions treated as audio, in order of preference when one stem has several files."""
 
 
 class CorpusError(ValueError):

@@ -23,7 +23,8 @@ from typing import Callable
 
 import torch
 
-from .base import Encoder, EncoderOutput, pad_batch
+from ..tensors import pad_batch
+from .base import Encoder, EncoderOutput
 
 EncoderFactory = Callable[..., Encoder]
 """``factory(device=..., **options) -> Encoder``"""

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 from torch import nn
 
+from ..tensors import lengths_to_mask, pad_batch
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -30,8 +32,7 @@ class EncoderOutput:
 
     def mask(self) -> torch.Tensor:
         """(batch, frames) bool, True on valid frames."""
-        frames = self.hidden_states[0].shape[1]
-        return torch.arange(frames, device=self.lengths.device)[None, :] < self.lengths[:, None]
+        return lengths_to_mask(self.lengths, self.hidden_states[0].shape[1])
 
     def pooled(self) -> torch.Tensor:
         """Masked mean over time of every layer: (batch, layers, dim), the "neural features"
@@ -64,15 +65,3 @@ class Encoder(nn.Module):
         device = next(iter(self.parameters()), torch.empty(0)).device
         audio, lengths = pad_batch(clips)
         return self(audio.to(device), lengths.to(device))
-
-
-def pad_batch(clips: Sequence[np.ndarray | torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Zero-pad 1-D clips into ``audio (B, max_samples)`` float32 and ``lengths (B,)`` int64."""
-    if len(clips) == 0:
-        raise ValueError("pad_batch: no clips")
-    tensors = [torch.as_tensor(c, dtype=torch.float32).reshape(-1) for c in clips]
-    lengths = torch.tensor([len(t) for t in tensors], dtype=torch.long)
-    audio = torch.zeros(len(tensors), int(lengths.max()))
-    for i, t in enumerate(tensors):
-        audio[i, :len(t)] = t
-    return audio, lengths

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from ..tensors import lengths_to_mask
 from .base import Encoder, EncoderOutput
 
 
@@ -79,7 +80,7 @@ class HFEncoder(Encoder):
                     h[i, :it[layer].shape[1]] = it[layer][0, :t]
                 states.append(h)
         else:
-            mask = torch.arange(audio.shape[1], device=audio.device)[None] < lengths[:, None]
+            mask = lengths_to_mask(lengths.to(audio.device), audio.shape[1])
             states = self._run(audio, mask)
         t = min(h.shape[1] for h in states)
         return EncoderOutput([h[:, :t] for h in states], frames.clamp(max=t), self.frame_rate)

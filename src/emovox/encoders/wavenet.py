@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from ..tensors import lengths_to_mask
 from ..text.vocab import CharVocab
 from ..utils import atomic_torch_save, read_torch
 from .base import Encoder, EncoderOutput
@@ -170,7 +171,7 @@ class WaveNetASR(Encoder):
         if lengths is None:
             lengths = torch.full((b,), t, dtype=torch.long, device=feats.device)
         lengths = lengths.to(feats.device)
-        mask = torch.arange(t, device=feats.device)[None, :] < lengths[:, None]  # (B, T)
+        mask = lengths_to_mask(lengths.to(feats.device), t)  # (B, T)
         m = mask[:, None, :].to(feats.dtype)
         z = torch.tanh(self.front(feats.transpose(1, 2) * m, mask)) * m
         skip = torch.zeros_like(z)

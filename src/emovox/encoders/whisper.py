@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..tensors import lengths_to_mask
 from ..utils import atomic_open, atomic_torch_save, cache_dir, log
 from .base import Encoder, EncoderOutput
 
@@ -504,7 +505,7 @@ class WhisperEncoder(Encoder):
         mel_lengths = mel_lengths.to(mel.device)
         x = F.gelu(self.conv1(mel))
         if bool((mel_lengths < mel.shape[-1]).any()):
-            x = x * _mask(mel_lengths, x.shape[-1]).unsqueeze(1).to(x.dtype)
+            x = x * lengths_to_mask(mel_lengths, x.shape[-1]).unsqueeze(1).to(x.dtype)
         x = F.gelu(self.conv2(x)).transpose(1, 2)
         if x.shape[1] > self.dims.n_ctx:
             raise ValueError(f"window of {x.shape[1]} frames exceeds the {self.dims.n_ctx} positions")
@@ -515,7 +516,7 @@ class WhisperEncoder(Encoder):
         x, lengths = self.embed(mel, mel_lengths)
         mask = None
         if bool((lengths < x.shape[1]).any()):
-            mask = _mask(lengths, x.shape[1])[:, None, None, :]
+            mask = lengths_to_mask(lengths, x.shape[1])[:, None, None, :]
         states = [x]
         for block in self.blocks:
             x = block(x, mask)
@@ -548,11 +549,6 @@ class WhisperEncoder(Encoder):
                     rows.append((i, o, n, h[j, :n]))
                 states[layer] = _scatter(states[layer], rows)
         return EncoderOutput(states, out_len.to(audio.device), self.frame_rate)
-
-
-def _mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
-    """``(B, size)`` bool, True on the first ``lengths[b]`` positions."""
-    return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def _scatter(target: torch.Tensor, rows: list[tuple[int, int, int, torch.Tensor]]) -> torch.Tensor:

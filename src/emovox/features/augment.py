@@ -22,6 +22,8 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from ..tensors import lengths_to_mask
+
 SPEED_FACTORS = (0.9, 1.0, 1.1)
 """The paper's speed perturbation: the original plus 0.9 and 1.1."""
 
@@ -97,10 +99,6 @@ def speed_variants(n: int, speeds: tuple[float, ...] = SPEED_FACTORS) -> list[tu
 # ----------------------------------------------------------------------------- SpecAugment
 
 
-def _lengths_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
-    return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
-
-
 class SpecAugment(torch.nn.Module):
     """Time and frequency masking (Park et al. 2019) on (batch, frames, bins) features.
 
@@ -143,7 +141,7 @@ class SpecAugment(torch.nn.Module):
             f0 = (torch.rand(batch, generator=g) * (bins - w + 1).float()).long()
             m = (f_idx >= f0[:, None]) & (f_idx < (f0 + w)[:, None])
             freq |= m & apply_f[:, None]
-        valid = _lengths_mask(lens, frames)
+        valid = lengths_to_mask(lens, frames)
         out = (time[:, :, None] | freq[:, None, :]) & valid[:, :, None]
         return out.to(lengths.device)
 

@@ -35,8 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .extract import Extractor, pad_batch
-from .filterbank import Filterbank, FilterbankConfig, _as_batch, _zero_padded_frames, dct_matrix, frame_mask, \
+from ..tensors import lengths_to_mask, pad_batch
+from .extract import Extractor
+from .filterbank import Filterbank, FilterbankConfig, _as_batch, _zero_padded_frames, dct_matrix, \
     mask_padding, normalize
 
 COMPONENTS = ("logmel", "mfcc", "log_f0", "voicing", "energy", "zcr")
@@ -168,7 +169,7 @@ def yin(audio, lengths=None, config: DescriptorConfig = DescriptorConfig()) -> P
 
     rms_db = 10.0 * torch.log10((e_ref.squeeze(-1) / w).clamp_min(1e-20))
     audible = rms_db > config.silence_db
-    valid = torch.arange(frames.shape[1], device=audio.device)[None, :] < n_frames[:, None]
+    valid = lengths_to_mask(n_frames, frames.shape[1])
     voiced = (b < config.yin_threshold) & audible & valid
     voicing = ((1.0 - b).clamp(0.0, 1.0) * audible * valid).float()
     f0 = torch.where(voiced, sr / period, torch.zeros_like(period)).float()
@@ -180,7 +181,7 @@ def interpolate_log_f0(f0: torch.Tensor, voiced: torch.Tensor, frame_lengths: to
     constant beyond the first/last voiced frame); 0 for items with no voiced frame and on
     padded frames. Runs on the tensors' device (no host round trip)."""
     b, t = f0.shape
-    valid = frame_mask(frame_lengths.to(f0.device), t)
+    valid = lengths_to_mask(frame_lengths.to(f0.device), t)
     voiced = voiced & valid & (f0 > 0)
     idx = torch.arange(t, device=f0.device).expand(b, t)
     log_f0 = torch.where(voiced, torch.log(f0.clamp_min(1e-6)), torch.zeros_like(f0))

@@ -31,6 +31,7 @@ import torch
 from .. import distributed
 from ..audio import SAMPLE_RATE, AudioError, load_audio
 from ..manifest import Manifest, Utterance
+from ..tensors import pad_batch
 from ..utils import progress
 from .cache import FeatureCache
 
@@ -62,17 +63,6 @@ class Extractor:
 
     def extract_batch(self, audios: Sequence[np.ndarray]) -> list[np.ndarray]:
         return [self.extract_one(a) for a in audios]
-
-
-def pad_batch(audios: Sequence[np.ndarray], device: str | torch.device = "cpu",
-              min_length: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clips -> (audio (B, S) float32 zero-padded, lengths (B,) int64)."""
-    lengths = torch.tensor([len(a) for a in audios], dtype=torch.long)
-    width = max(int(lengths.max()) if len(audios) else 0, min_length)
-    batch = torch.zeros(len(audios), width, dtype=torch.float32)
-    for i, a in enumerate(audios):
-        batch[i, : len(a)] = torch.from_numpy(np.asarray(a, dtype=np.float32))
-    return batch.to(device), lengths.to(device)
 
 
 class FrontEndExtractor(Extractor):

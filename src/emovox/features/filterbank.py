@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..tensors import lengths_to_mask
+
 LOG_FLOOR = 1e-10
 """Energies below this are clipped before the log (natural log: about -23.0)."""
 
@@ -138,11 +140,6 @@ def mask_padding(audio: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return audio * (idx[None, :] < lengths.to(audio.device)[:, None]).to(audio.dtype)
 
 
-def frame_mask(frame_lengths: torch.Tensor, frames: int) -> torch.Tensor:
-    """(B, frames) bool, True on valid frames."""
-    return torch.arange(frames, device=frame_lengths.device)[None, :] < frame_lengths[:, None]
-
-
 def _as_batch(audio, lengths) -> tuple[torch.Tensor, torch.Tensor]:
     """Accept (S,) or (B, S) arrays/tensors; lengths default to the full width."""
     audio = torch.as_tensor(audio)
@@ -163,7 +160,7 @@ def _as_batch(audio, lengths) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _zero_padded_frames(feats: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
-    return feats * frame_mask(frame_lengths, feats.shape[1]).unsqueeze(-1).to(feats.dtype)
+    return feats * lengths_to_mask(frame_lengths, feats.shape[1]).unsqueeze(-1).to(feats.dtype)
 
 
 # ----------------------------------------------------------------------------- modules
@@ -275,7 +272,7 @@ def normalize(feats: torch.Tensor, lengths: torch.Tensor | None = None, *, varia
         raise ValueError(f"feats must be (batch, frames, dim), got shape {tuple(feats.shape)}")
     if lengths is None:
         lengths = torch.full((feats.shape[0],), feats.shape[1], dtype=torch.long, device=feats.device)
-    m = frame_mask(lengths.to(feats.device), feats.shape[1]).unsqueeze(-1).to(feats.dtype)
+    m = lengths_to_mask(lengths.to(feats.device), feats.shape[1]).unsqueeze(-1).to(feats.dtype)
     n = m.sum(1, keepdim=True).clamp_min(1.0)
     mean = (feats * m).sum(1, keepdim=True) / n
     centred = (feats - mean) * m

@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..train.data import masked_mean
+from ..tensors import masked_mean
 
 
 @dataclass

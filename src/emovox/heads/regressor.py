@@ -24,6 +24,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..tensors import lengths_to_mask
+
 
 @dataclass
 class RegressorConfig:
@@ -36,11 +38,6 @@ class RegressorConfig:
     negative_slope: float = 0.3
     dropout: float = 0.0
     outputs: int = 3
-
-
-def length_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
-    """(B,) -> (B, frames) bool, True on valid frames."""
-    return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
 
 
 class MaskedConv1d(nn.Module):
@@ -57,16 +54,16 @@ class MaskedConv1d(nn.Module):
         return torch.div(lengths + self.stride - 1, self.stride, rounding_mode="floor")
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = x * length_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
+        x = x * lengths_to_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
         y = self.conv(F.pad(x.transpose(1, 2), (0, self.kernel - 1))).transpose(1, 2)
         out_len = self.out_lengths(lengths).clamp(min=1, max=y.shape[1])
-        return y * length_mask(out_len, y.shape[1]).unsqueeze(-1).to(y.dtype), out_len
+        return y * lengths_to_mask(out_len, y.shape[1]).unsqueeze(-1).to(y.dtype), out_len
 
 
 def masked_normalize(x: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Per-sample normalisation: each item's channels to zero mean, unit variance over its valid
     frames. (B, T, C) -> (B, T, C), padded frames stay 0."""
-    m = length_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
+    m = lengths_to_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
     n = m.sum(1, keepdim=True).clamp_min(1.0)
     mean = (x * m).sum(1, keepdim=True) / n
     var = (((x - mean) * m) ** 2).sum(1, keepdim=True) / n
@@ -75,7 +72,7 @@ def masked_normalize(x: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5) 
 
 def mean_var_pool(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Masked mean and variance over time: (B, T, C) -> (B, 2C)."""
-    m = length_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
+    m = lengths_to_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
     n = m.sum(1).clamp_min(1.0)
     mean = (x * m).sum(1) / n
     var = (((x - mean.unsqueeze(1)) * m) ** 2).sum(1) / n
@@ -103,7 +100,7 @@ class EmotionRegressor(nn.Module):
         for conv in self.convs:
             x, lengths = conv(x, lengths)
             x = self.act(masked_normalize(x, lengths))
-        pad = ~length_mask(lengths, x.shape[1])
+        pad = ~lengths_to_mask(lengths, x.shape[1])
         y, _ = self.attention(x, x, x, key_padding_mask=pad, need_weights=False)
         return y * (~pad).unsqueeze(-1).to(y.dtype), lengths
 

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..utils import atomic_write_text
-from ..utils import write_json as _write_json
+from ..utils import json_safe, write_json  # noqa: F401  (re-exported)
 
 __all__ = ["columns_of", "format_value", "mean_spread", "format_pm", "format_mean_spread", "markdown_table",
            "write_markdown", "csv_text", "write_csv", "write_json", "json_safe", "read_csv"]
@@ -133,26 +133,3 @@ def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:
     """Rows of a CSV file with a header line, values as strings."""
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
-
-
-def json_safe(obj: Any) -> Any:
-    """Replace nan/inf by ``None`` (strict JSON has no NaN) and numpy values by python ones."""
-    if isinstance(obj, Mapping):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_safe(obj.tolist())
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented strict JSON atomically (``nan`` becomes ``null``)."""
-    _write_json(path, json_safe(obj))
-    return Path(path)

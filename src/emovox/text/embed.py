@@ -51,12 +51,6 @@ class TextEmbedding:
     pooled: Any
 
 
-def mean_pool(states, mask):
-    """Masked mean over tokens: (B, L, D), (B, L) -> (B, D). All-padding rows give zeros."""
-    m = mask.unsqueeze(-1).to(states.dtype)
-    return (states * m).sum(1) / m.sum(1).clamp(min=1e-9)
-
-
 class SentenceEmbedder:
     """A frozen transformers encoder with its tokenizer. ``dim`` = hidden size."""
 
@@ -102,11 +96,13 @@ class SentenceEmbedder:
         import torch
         import torch.nn.functional as F
 
+        from ..tensors import masked_mean
+
         enc = self.tokenize(texts)
         with self._lock, torch.inference_mode():
             out = self.model(**enc)
         mask = enc["attention_mask"]
-        pooled = mean_pool(out.hidden_states[-1], mask)
+        pooled = masked_mean(out.hidden_states[-1], mask.sum(1))  # tokenizers pad on the right
         if normalize:
             pooled = F.normalize(pooled, p=2, dim=-1)
         return TextEmbedding(list(out.hidden_states), mask, mask.sum(1), pooled)

@@ -13,32 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-
-def lengths_to_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
-    """(batch,) lengths -> (batch, max_len) bool mask, True on valid positions."""
-    lengths = torch.as_tensor(lengths)
-    T = int(lengths.max().item()) if max_len is None else int(max_len)
-    return torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]
-
-
-def pad_sequence(items: Sequence[torch.Tensor], value: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad tensors of shape (T_i, ...) along the first dim -> ((B, T_max, ...), lengths (B,) long)."""
-    if not items:
-        raise ValueError("pad_sequence: empty batch")
-    items = [torch.as_tensor(x) for x in items]
-    lengths = torch.tensor([x.shape[0] for x in items], dtype=torch.long)
-    out = items[0].new_full((len(items), int(lengths.max()), *items[0].shape[1:]), value)
-    for i, x in enumerate(items):
-        out[i, : x.shape[0]] = x
-    return out, lengths
-
-
-def masked_mean(x: torch.Tensor, lengths: torch.Tensor, dim: int = 1) -> torch.Tensor:
-    """Mean of (B, T, ...) over the valid frames of each item -> (B, ...)."""
-    mask = lengths_to_mask(lengths.to(x.device), x.shape[dim])
-    shape = [mask.shape[0], mask.shape[1]] + [1] * (x.dim() - 2)
-    m = mask.view(shape).to(x.dtype)
-    return (x * m).sum(dim) / m.sum(dim).clamp_min(1.0)
+from ..tensors import lengths_to_mask, masked_mean, pad_sequence  # noqa: F401  (re-exported)
 
 
 def pad_collate(items: Sequence[Mapping[str, Any]], pad_keys: Sequence[str] | None = None,
