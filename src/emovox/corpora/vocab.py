@@ -34,6 +34,18 @@ TESS = {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry", 
         "pleasant_surprised": "surprised"}
 """TESS file-name words."""
 
+ASED = {"n": "neutral", "f": "fearful", "h": "happy", "s": "sad", "a": "angry"}
+"""ASED (Amharic) file-name emotion letters; the folders are ``01Neutral 02Fearful 03Happy
+04Sad 05Angry`` and each letter is followed by its folder's number (n1 f2 h3 s4 a5)."""
+
+NEMO = {"neutral": "neutral", "happiness": "happy", "sadness": "sad", "anger": "angry", "fear": "fearful",
+        "surprised": "surprised"}
+"""nEMO (Polish) ``data.tsv`` emotion words, also the second field of its file names."""
+
+TUREV = {"sk": "calm", "mt": "happy", "hl": "sad", "kz": "angry"}
+"""TurEV-DB (Turkish) file-name codes (sakin, mutlu, hüzünlü, kızgın); calm stays ``calm``, as
+RAVDESS's does. Folders: Calm, Happy, Sad, Angry."""
+
 IEMOCAP = {"neu": "neutral", "hap": "happy", "sad": "sad", "ang": "angry", "fea": "fearful",
            "dis": "disgust", "sur": "surprised", "exc": "excited", "fru": "frustrated",
            "oth": "other"}
