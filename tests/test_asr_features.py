@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from emovox.features.normalize import standardize
 from emovox.manifest import Manifest, Utterance
 from emovox.recipes import asr_features as R
 
@@ -49,7 +50,7 @@ def test_load_target_kinds(tmp_path):
     t = R.load_target(m, R.ASRFeaturesConfig(target="level"))
     assert t.task == "classification" and t.labels == LEVELS and t.values[0] == "low"
     t = R.load_target(m, R.ASRFeaturesConfig(target="level", task="regression"))
-    assert t.task == "regression" and set(t.values.tolist()) == {0.0, 1.0, 2.0}
+    assert t.task == "regression" and set(t.values.tolist()) == {-1.0, 0.0, 1.0}  # the one ordinal coding
     t = R.load_target(m, R.ASRFeaturesConfig(target="arousal"))
     assert t.task == "regression" and t.fisher_classes.max() == 2
     with pytest.raises(ValueError, match="numeric"):
@@ -63,11 +64,11 @@ def test_load_target_kinds(tmp_path):
 def test_standardize_and_clip_use_training_statistics():
     train = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]])
     test = np.array([[100.0, 5.0]])
-    a, b = R.standardize(train, test, clip=5.0)
+    a, b = standardize(train, test, clip=5.0)
     np.testing.assert_allclose(a[:, 0], [-1.2247449, 0.0, 1.2247449], rtol=1e-6)
     assert b[0, 0] == 5.0  # (100 - 2) / 1.63 clipped
     assert b[0, 1] == 4.0  # constant training column: std taken as 1
-    _, b = R.standardize(train, test, clip=None)
+    _, b = standardize(train, test, clip=None)
     assert b[0, 0] > 50
 
 
@@ -84,7 +85,8 @@ def test_selection_is_fitted_on_training_rows_only(monkeypatch):
     x = rng.normal(size=(30, 8))
     y = np.repeat([0.0, 1.0, 2.0], 10)
     cfg = R.ASRFeaturesConfig(k=3)
-    pred, probs, sel, _ = R.fit_predict(x[:20], y[:20], y[:20].astype(int), x[20:], "regression", cfg)
+    target = R.Target([], y, "regression", None, y.astype(int), "level")
+    pred, probs, sel = R.fit_predict(x[:20], y[:20], y[:20].astype(int), x[20:], target, cfg)
     assert seen == [20] and pred.shape == (10,) and probs is None and len(sel) == 3
 
 
@@ -124,7 +126,7 @@ def test_regression_run_draws_speaker_heatmaps(tmp_path):
                               k=5, layer_sets=("all",), single_layers=False, heatmap_speakers=2)
     report = R.run(m, cfg, tmp_path / "out", features={"fake-encoder": fake})
     s = report["feature_sets"]["fake-encoder all (L0-3)"]["summary"]
-    assert s["ccc"]["mean"] > 0.7 and s["mse"]["mean"] < 0.3
+    assert s["ccc"]["mean"] > 0.7 and s["mse_level"]["mean"] < 0.3
     pngs = sorted(p.name for p in (tmp_path / "out" / "plots").glob("corr_*.png"))
     assert pngs == ["corr_fake-encoder_all.png", "corr_fake-encoder_mean_over_speakers.png",
                     "corr_fake-encoder_s0.png", "corr_fake-encoder_s1.png"]

@@ -8,6 +8,10 @@ label order), :func:`roc_auc` (binary, or one-vs-rest macro over 3 sentiment cla
 probabilities). :func:`classification_summary` and :func:`regression_summary` give all of them
 at once as a dict.
 
+:func:`compute_metrics` is what every recipe reports, with fixed names: ``ua``, ``wa``,
+``weighted_f1`` for a categorical target; ``ccc_<attribute>``, ``mse_<attribute>``,
+``pearson_<attribute>`` for each regression column, and ``ccc``, their mean CCC.
+
 Labels may be any hashable values (strings or integers). When ``labels`` is given it fixes the
 class order; otherwise the sorted union of the values seen is used.
 """
@@ -23,8 +27,11 @@ __all__ = [
     "mse", "mae", "ccc", "pearson", "spearman",
     "unweighted_average_recall", "weighted_accuracy", "weighted_f1", "macro_f1",
     "per_class", "confusion_matrix", "roc_auc",
-    "classification_summary", "regression_summary",
+    "classification_summary", "regression_summary", "compute_metrics", "METRIC_NAMES",
 ]
+
+METRIC_NAMES = ("ua", "wa", "weighted_f1", "ccc")
+"""The metric names of :func:`compute_metrics` besides the per-attribute ones."""
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -238,4 +245,48 @@ def classification_summary(y_true: Sequence, y_pred: Sequence, labels: Sequence 
     out["labels"] = [lab if isinstance(lab, (str, int, float, bool)) else str(lab) for lab in labels]
     out["confusion"] = confusion_matrix(y_true, y_pred, labels).tolist()
     out["per_class"] = {str(k): v for k, v in per_class(y_true, y_pred, labels).items()}
+    return out
+
+
+# ---------------------------------------------------------------------------- every recipe's metrics
+def compute_metrics(y_true: Any = None, y_pred: Any = None, num_classes: int | None = None,
+                    a_true: Any = None, a_pred: Any = None, attributes: Sequence[str] = ()) -> dict[str, float]:
+    """The metrics every recipe reports, under fixed names.
+
+    Categories: ``y_true`` (N,) class indices (negative = no label, left out), ``y_pred`` (N,)
+    predicted indices or (N, C) scores (argmax taken), ``num_classes`` the size of the class
+    list -> ``ua``, ``wa``, ``weighted_f1``. Regression: ``a_true`` (N, K) with NaN where a value
+    is missing, ``a_pred`` (N, K), ``attributes`` the K column names -> ``ccc_<name>``,
+    ``mse_<name>``, ``pearson_<name>`` (CCC and Pearson NaN with fewer than 2 values) and
+    ``ccc``, the mean of the finite per-column CCCs. NaN is what a metric is where it is
+    undefined; writers turn it into JSON ``null``.
+    """
+    out: dict[str, float] = {}
+    if y_true is not None and y_pred is not None:
+        t = np.asarray(y_true).reshape(-1).astype(np.int64)
+        p = np.asarray(y_pred)
+        p = (p.argmax(-1) if p.ndim == 2 else p.reshape(-1)).astype(np.int64)
+        keep = t >= 0
+        classes = list(range(int(num_classes if num_classes is not None else max(t.max(), p.max()) + 1)))
+        if keep.any():
+            out.update(ua=unweighted_average_recall(t[keep], p[keep], classes),
+                       wa=weighted_accuracy(t[keep], p[keep], classes),
+                       weighted_f1=weighted_f1(t[keep], p[keep], classes))
+        else:
+            out.update(ua=math.nan, wa=math.nan, weighted_f1=math.nan)
+    if a_true is not None and a_pred is not None and len(attributes):
+        t = np.asarray(a_true, dtype=np.float64).reshape(len(np.asarray(a_true)), -1)
+        p = np.asarray(a_pred, dtype=np.float64).reshape(t.shape[0], -1)
+        if t.shape != p.shape or t.shape[1] != len(attributes):
+            raise ValueError(f"a_true {t.shape}, a_pred {p.shape} and {len(attributes)} attribute names disagree")
+        cccs = []
+        for k, name in enumerate(attributes):
+            keep = ~np.isnan(t[:, k])
+            n = int(keep.sum())
+            out[f"ccc_{name}"] = ccc(t[keep, k], p[keep, k]) if n >= 2 else math.nan
+            out[f"mse_{name}"] = mse(t[keep, k], p[keep, k]) if n else math.nan
+            out[f"pearson_{name}"] = pearson(t[keep, k], p[keep, k]) if n >= 2 else math.nan
+            cccs.append(out[f"ccc_{name}"])
+        finite = [c for c in cccs if math.isfinite(c)]
+        out["ccc"] = float(np.mean(finite)) if finite else math.nan
     return out

@@ -38,15 +38,17 @@ from .. import distributed
 from ..evaluate import metrics as M
 from ..evaluate.analysis import (correlation_heatmap, discretize, fisher_scores, layer_columns,
                                  parse_layers, per_speaker_correlations, select_top_k, unit_correlations)
-from ..evaluate.crossval import CrossValResult, FoldResult, pooled, run_folds
+from ..evaluate.crossval import CrossValResult, FoldResult, run_folds
+from ..evaluate.linear import fit_logistic, fit_ridge
+from ..evaluate.metrics import compute_metrics
+from ..evaluate.targets import read_targets
+from ..features.normalize import Standardizer, speaker_normalize
 from ..manifest import Manifest
 from ..report import plots, tables
 
 log = logging.getLogger("emovox.recipes.asr_features")
 
 TASKS = ("auto", "regression", "classification")
-REGRESSION_METRICS = ("mse", "ccc", "pearson")
-CLASSIFICATION_METRICS = ("ua", "wa", "weighted_f1")
 
 
 @dataclass
@@ -111,49 +113,46 @@ class ASRFeaturesConfig:
 # ---------------------------------------------------------------------------- targets
 @dataclass
 class Target:
-    """The values to predict for the utterances that have one."""
+    """The values to predict for the utterances that have one (from :func:`read_targets`)."""
 
     ids: list[str]
     values: np.ndarray  # (N,) float for regression, object (label strings) for classification
     task: str
-    labels: list[str] | None  # class vocabulary (classification) or ordinal order (regression on labels)
+    labels: list[str] | None  # class list (classification) or ordinal order (regression on labels)
     fisher_classes: np.ndarray  # (N,) int class codes for the Fisher score
+    name: str = ""  # the target's name (metrics of a regression are ccc_<name>, mse_<name>)
+
+    @property
+    def codes(self) -> np.ndarray:
+        """Class indices of ``values`` into ``labels`` (classification)."""
+        return np.array([self.labels.index(v) for v in self.values], dtype=np.int64)
 
 
 def load_target(manifest: Manifest, cfg: ASRFeaturesConfig) -> Target:
-    """Read ``cfg.target`` from every utterance; utterances without a value are left out."""
+    """Read ``cfg.target`` from every utterance; utterances without a value are left out. A label
+    with a vocabulary is a class (classification) or, with ``task="regression"``, one ordinal
+    column coded by :func:`~emovox.evaluate.targets.ordinal_value`; numbers are regressed as
+    they are (or in [-1, 1] with ``unit_scale``)."""
     name = cfg.target
-    vocab = manifest.labels.get(name)
-    present = [r for r in manifest.records if r.get(name) is not None]
-    if not present:
+    raw = [r.get(name) for r in manifest.records if r.get(name) is not None]
+    if not raw:
         raise ValueError(f"no utterance in the manifest has a value for the target {name!r}")
-    if len(present) < len(manifest):
-        log.warning("%d of %d utterances have no %s and are left out", len(manifest) - len(present),
-                    len(manifest), name)
-    ids = [r.id for r in present]
-    raw = [r.get(name) for r in present]
-    categorical = vocab is not None or any(isinstance(v, str) for v in raw)
+    if len(raw) < len(manifest):
+        log.warning("%d of %d utterances have no %s and are left out", len(manifest) - len(raw), len(manifest), name)
+    categorical = name in manifest.labels or any(isinstance(v, str) for v in raw)
     task = cfg.task if cfg.task != "auto" else ("classification" if categorical else "regression")
-    if categorical:
-        vocab = list(vocab) if vocab is not None else sorted({str(v) for v in raw})
-        unknown = sorted({v for v in raw if v not in vocab})
-        if unknown:
-            raise ValueError(f"target {name!r} has values {unknown} outside its vocabulary {vocab}")
-        labels = [v for v in vocab if v in set(raw)]
-        codes = np.array([vocab.index(v) for v in raw])
-        if task == "classification":
-            return Target(ids, np.array(raw, dtype=object), task, labels, codes)
-        # ordinal regression on the vocabulary order (e.g. low/neutral/high -> 0/1/2)
-        return Target(ids, codes.astype(np.float64), task, vocab, codes)
+    if categorical and task == "classification":
+        t = read_targets(manifest, name)
+        return Target(t.ids, np.array(t.class_names(t.y), dtype=object), task, t.labels, t.y, name)
+    if categorical:  # ordinal regression on the vocabulary order (low/neutral/high -> -1/0/1)
+        t = read_targets(manifest, name, ordinal=True)
+        y = t.a[:, 0].astype(np.float64)
+        return Target(t.ids, y, task, list(manifest.labels[name]), np.unique(y, return_inverse=True)[1], name)
     if task == "classification":
         raise ValueError(f"target {name!r} is numeric; use --task regression (or name a categorical label)")
-    try:
-        y = np.array([float(v) for v in raw])
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"target {name!r} is not numeric: {e}") from None
-    if cfg.unit_scale:
-        y = np.array([manifest.to_unit(v, name) for v in y])
-    return Target(ids, y, task, None, discretize(y, cfg.fisher_bins))
+    t = read_targets(manifest, attributes=[name], unit_scale=cfg.unit_scale)
+    y = t.a[:, 0].astype(np.float64)
+    return Target(t.ids, y, task, None, discretize(y, cfg.fisher_bins), name)
 
 
 # ---------------------------------------------------------------------------- features
@@ -224,79 +223,30 @@ def usable_rows(manifest: Manifest, matrices: dict[str, FeatureMatrix]) -> tuple
     return ok, failed
 
 
-def speaker_normalize(values: np.ndarray, speakers: Sequence[str]) -> np.ndarray:
-    """Z-normalise every feature within each speaker (N, ...) -> (N, ...)."""
-    out = np.array(values, dtype=np.float64)
-    spk = np.asarray(list(speakers), dtype=object)
-    for s in set(spk.tolist()):
-        m = spk == s
-        mu = out[m].mean(0)
-        sd = out[m].std(0)
-        out[m] = (out[m] - mu) / np.where(sd > 0, sd, 1.0)
-    return out
-
-
 # ---------------------------------------------------------------------------- one fold
-def standardize(train: np.ndarray, test: np.ndarray, clip: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Z-score both with the training mean/std (std 0 -> 1), then clip to +-``clip``."""
-    mu = train.mean(0)
-    sd = train.std(0)
-    sd = np.where(sd > 0, sd, 1.0)
-    a, b = (train - mu) / sd, (test - mu) / sd
-    if clip is not None:
-        a, b = np.clip(a, -clip, clip), np.clip(b, -clip, clip)
-    return a, b
-
-
-def make_model(task: str, cfg: ASRFeaturesConfig):
-    """The paper's linear model: least squares (optionally ridge), or logistic regression."""
-    if task == "classification":
-        from sklearn.linear_model import LogisticRegression
-
-        return LogisticRegression(C=cfg.C, max_iter=3000)
-    from sklearn.linear_model import LinearRegression, Ridge
-
-    return Ridge(alpha=cfg.ridge) if cfg.ridge > 0 else LinearRegression()
-
-
 def fit_predict(x_train: np.ndarray, y_train: np.ndarray, classes_train: np.ndarray, x_test: np.ndarray,
-                task: str, cfg: ASRFeaturesConfig) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, Any]:
-    """Standardise, clip, select the ``k`` best columns by Fisher score, fit, predict — all
-    fitted on the training rows only. Returns (predictions, class probabilities or None,
-    selected columns, fitted model)."""
-    a, b = standardize(x_train.astype(np.float64), x_test.astype(np.float64), cfg.clip_sigma)
+                target: Target, cfg: ASRFeaturesConfig) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Standardise, clip, select the ``k`` best columns by Fisher score, fit the linear model
+    (:mod:`emovox.evaluate.linear`: least squares or ridge, or logistic regression), predict —
+    all fitted on the training rows only. Classification takes ``y_train`` as class indices.
+    Returns (predictions, class probabilities in ``target.labels`` order or None, selected columns)."""
+    std = Standardizer.fit(x_train, cfg.clip_sigma)
+    a, b = std(x_train), std(x_test)
     selected = select_top_k(fisher_scores(a, classes_train), cfg.k)
-    model = make_model(task, cfg)
-    model.fit(a[:, selected], y_train)
-    pred = model.predict(b[:, selected])
-    probs = model.predict_proba(b[:, selected]) if task == "classification" else None
-    return pred, probs, selected, model
+    if target.task == "classification":
+        model = fit_logistic(a[:, selected], y_train, len(target.labels), C=cfg.C, seed=cfg.seed, iters=3000)
+        probs = model.probabilities(b[:, selected])
+        return probs.argmax(1), probs, selected
+    return fit_ridge(a[:, selected], y_train, cfg.ridge)(b[:, selected])[:, 0], None, selected
 
 
-def fold_metrics(task: str, y_true: np.ndarray, y_pred: np.ndarray, labels: list[str] | None) -> dict[str, float]:
-    if task == "classification":
-        return {"ua": M.unweighted_average_recall(y_true, y_pred, labels),
-                "wa": M.weighted_accuracy(y_true, y_pred, labels),
-                "weighted_f1": M.weighted_f1(y_true, y_pred, labels)}
-    few = len(y_true) < 2
-    return {"mse": M.mse(y_true, y_pred), "ccc": math.nan if few else M.ccc(y_true, y_pred),
-            "pearson": math.nan if few else M.pearson(y_true, y_pred)}
-
-
-def _pooled_metrics(task: str, labels: list[str] | None) -> dict[str, Any]:
-    if task == "classification":
-        return {"ua": lambda t, p: M.unweighted_average_recall(t, p, labels),
-                "wa": lambda t, p: M.weighted_accuracy(t, p, labels),
-                "weighted_f1": lambda t, p: M.weighted_f1(t, p, labels)}
-    return {"mse": M.mse, "ccc": M.ccc, "pearson": M.pearson}
-
-
-def _columns_in_order(probs: np.ndarray, have: list, want: list) -> np.ndarray:
-    """(N, len(have)) class probabilities -> (N, len(want)), zero for classes not in ``have``."""
-    out = np.zeros((probs.shape[0], len(want)))
-    for k, c in enumerate(have):
-        out[:, want.index(c)] = probs[:, k]
-    return out
+def target_metrics(target: Target, y_true: Sequence, y_pred: Sequence) -> dict[str, float]:
+    """:func:`~emovox.evaluate.metrics.compute_metrics` of labels (classification) or values."""
+    if target.task == "classification":
+        index = {c: i for i, c in enumerate(target.labels)}
+        return compute_metrics([index[v] for v in y_true], [index[v] for v in y_pred], len(target.labels))
+    return compute_metrics(a_true=np.asarray(y_true, np.float64)[:, None],
+                           a_pred=np.asarray(y_pred, np.float64)[:, None], attributes=[target.name])
 
 
 # ---------------------------------------------------------------------------- feature sets
@@ -366,6 +316,7 @@ def run(manifest: Manifest, cfg: ASRFeaturesConfig, out_dir: str | Path | None =
     idx = np.flatnonzero(ok)
     manifest = manifest.filter(lambda r: r.id in keep_ids)
     y = target.values[idx]
+    y_fit = target.codes[idx] if target.task == "classification" else y  # what the linear model is fitted on
     classes = target.fisher_classes[idx]
     speakers = [speakers[i] for i in idx]
     for name, m in matrices.items():
@@ -387,9 +338,9 @@ def run(manifest: Manifest, cfg: ASRFeaturesConfig, out_dir: str | Path | None =
             def one_fold(fold, x=x, fs=fs) -> FoldResult:
                 tr = np.array([row_of[i] for i in fold.train + fold.validation])
                 te = np.array([row_of[i] for i in fold.test])
-                pred, probs, selected, model = fit_predict(x[tr], y[tr], classes[tr], x[te], target.task, cfg)
-                if probs is not None:  # columns in vocabulary order; 0 for a class unseen in training
-                    probs = _columns_in_order(probs, list(model.classes_), target.labels)
+                pred, probs, selected = fit_predict(x[tr], y_fit[tr], classes[tr], x[te], target, cfg)
+                if probs is not None:
+                    pred = np.array([target.labels[c] for c in pred], dtype=object)
                 rows = []
                 for j, n in enumerate(te):
                     row = {"id": ids[n], "speaker": speakers[n], "features": fs.name,
@@ -397,12 +348,13 @@ def run(manifest: Manifest, cfg: ASRFeaturesConfig, out_dir: str | Path | None =
                     if probs is not None:
                         row.update({f"p_{c}": float(p) for c, p in zip(target.labels, probs[j])})
                     rows.append(row)
-                return FoldResult(fold.name, fold_metrics(target.task, y[te], pred, target.labels), rows,
+                return FoldResult(fold.name, target_metrics(target, y[te], pred), rows,
                                   {"selected": fs.columns[selected].tolist()})
 
             with threadpool_limits(cfg.fit_threads):
                 cv = run_folds(folds, one_fold)
-            pool = pooled(cv.predictions(), _pooled_metrics(target.task, target.labels))
+            preds = cv.predictions()
+            pool = target_metrics(target, [r["target"] for r in preds], [r["prediction"] for r in preds])
             results.append(SetResult(fs, cv, pool))
             log.info("%-40s %s", fs.name, "  ".join(f"{k} {v}" for k, v in cv.table_row().items()))
 
@@ -443,8 +395,8 @@ def _report(cfg: ASRFeaturesConfig, target: Target, results: list[SetResult], fo
 
 def results_table(report: dict[str, Any], spread: str = "std") -> str:
     """The markdown table of a report: one row per feature set, ``mean ± spread`` over folds."""
-    metrics = CLASSIFICATION_METRICS if report["task"] == "classification" else REGRESSION_METRICS
     rows = []
+    metrics = _metric_columns(report)
     for name, s in report["feature_sets"].items():
         row: dict[str, Any] = {"features": name}
         for m in metrics:
@@ -453,6 +405,15 @@ def results_table(report: dict[str, Any], spread: str = "std") -> str:
             row[f"pooled {m}"] = s["pooled"][m]
         rows.append(row)
     return tables.markdown_table(rows)
+
+
+def _metric_columns(report: dict[str, Any]) -> list[str]:
+    """The metrics of a report's table: what its summaries hold, less ``ccc`` when it only repeats
+    the one ``ccc_<target>`` (reports written before the shared metric names have ``mse``,
+    ``ccc``, ``pearson``)."""
+    first = next(iter(report["feature_sets"].values()), {"summary": {}})["summary"]
+    names = list(first)
+    return [m for m in names if not (m == "ccc" and any(n.startswith("ccc_") for n in names))]
 
 
 def write_report(out: Path, report: dict[str, Any], results: list[SetResult], matrices: dict[str, FeatureMatrix],
@@ -514,8 +475,7 @@ def write_report(out: Path, report: dict[str, Any], results: list[SetResult], ma
                             title=f"{enc}: r({cfg.target}) over all utterances", layer_names=layer_names)
     else:
         flat = values.reshape(len(y), -1)
-        a, _ = standardize(flat, flat[:1], cfg.clip_sigma)
-        f = fisher_scores(a, y)
+        f = fisher_scores(Standardizer.fit(flat, cfg.clip_sigma)(flat), y)
         plots.heatmap(np.log10(f.reshape(values.shape[1:]) + 1e-6), layer_names, None,
                       plot_dir / f"fisher_{_slug(enc)}.png", title=f"{enc}: log10 Fisher score for {cfg.target}",
                       colorbar_label="log10 F", xlabel="unit", ylabel="layer", max_ticks=16)

@@ -11,8 +11,10 @@ per-fold metrics, mean and spread, pooled confusion matrix and learnt layer weig
 Targets: one categorical label (``emotion`` or any vocabulary of the manifest, e.g. BAVED
 ``level``), attributes (``valence``/``arousal``/``dominance`` mapped to [-1, 1] with
 ``Manifest.to_unit``, or given explicitly per utterance), or both at once.
-Metrics: ``ua``, ``wa``, ``f1`` (weighted F1) for categories; ``ccc_<attribute>`` and their mean
-``ccc`` for attributes.
+Targets come from :func:`emovox.evaluate.targets.read_targets`, metrics from
+:func:`emovox.evaluate.metrics.compute_metrics` (``ua``, ``wa``, ``weighted_f1``;
+``ccc_<attribute>``, ``mse_<attribute>`` and their mean ``ccc``), the baseline from
+:func:`emovox.evaluate.linear.linear_baseline`: the same as every other recipe's.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..evaluate.linear import linear_baseline
+from ..evaluate.metrics import compute_metrics
+from ..evaluate.targets import IGNORE_INDEX, Targets, read_targets
+from ..features.normalize import speaker_normalize
 from ..heads.probe import Probe, ProbeConfig
 from ..manifest import Manifest
 from ..train import TrainConfig, Trainer, ccc_loss, class_weights, cross_entropy, seed_everything
@@ -74,26 +80,26 @@ class ProbeRecipeConfig:
 # ============================================================================ data
 @dataclass
 class ProbeData:
-    """Features and targets of the utterances that have features.
+    """Pooled features ``x`` (N, L, D) float32 of the utterances of ``targets`` (same order), and
+    the ids whose features failed."""
 
-    x (N, L, D) float32; y (N,) int64 class index (-1 = unlabelled) or None; a (N, K) float32 in
-    [-1, 1] (nan = missing) or None.
-    """
-
-    ids: list[str]
-    speakers: list[str]
     x: np.ndarray
-    y: np.ndarray | None
-    a: np.ndarray | None
-    labels: list[str]
-    attributes: list[str]
+    targets: Targets
     failed: list[str] = field(default_factory=list)
+
+    ids = property(lambda self: self.targets.ids)
+    speakers = property(lambda self: self.targets.speakers)
+    y = property(lambda self: self.targets.y)
+    a = property(lambda self: self.targets.a)
+    labels = property(lambda self: self.targets.labels)
+    attributes = property(lambda self: self.targets.attributes)
 
     def subset(self, idx: Sequence[int]) -> "ProbeData":
         idx = np.asarray(idx, dtype=np.int64)
-        return ProbeData([self.ids[i] for i in idx], [self.speakers[i] for i in idx], self.x[idx],
-                         None if self.y is None else self.y[idx], None if self.a is None else self.a[idx],
-                         self.labels, self.attributes)
+        return ProbeData(self.x[idx], self.targets.subset(idx))
+
+    def replace_x(self, x: np.ndarray) -> "ProbeData":
+        return ProbeData(x, self.targets, self.failed)
 
 
 def as_layers(features: np.ndarray) -> np.ndarray:
@@ -109,53 +115,20 @@ def as_layers(features: np.ndarray) -> np.ndarray:
 def build_data(manifest: Manifest, features: Mapping[str, np.ndarray], target: str | None,
                attributes: Sequence[str] = (),
                attribute_values: Mapping[str, Sequence[float]] | None = None) -> ProbeData:
-    """Align features (id -> array) with targets. ``attribute_values`` (id -> K values in [-1, 1])
-    overrides the manifest's attributes (e.g. category-derived targets); else they are read from
-    the utterances and mapped with ``manifest.to_unit``."""
-    labels: list[str] = []
-    if target:
-        if target not in manifest.labels:
-            raise ValueError(f"{manifest.corpus or 'manifest'}: no label vocabulary {target!r} "
-                             f"(known: {', '.join(manifest.labels) or 'none'})")
-        labels = list(manifest.labels[target])
-    ids, speakers, xs, ys, avs, missing = [], [], [], [], [], []
-    for utt in manifest:
-        if utt.id not in features:
-            missing.append(utt.id)
-            continue
-        y = -1
-        if target:
-            v = utt.get(target)
-            y = labels.index(v) if v in labels else -1
-        av = [math.nan] * len(attributes)
-        if attributes:
-            if attribute_values is not None:
-                av = [float(v) for v in attribute_values.get(utt.id, av)]
-            else:
-                av = [math.nan if utt.get(a) is None else float(manifest.to_unit(utt.get(a), a)) for a in attributes]
-        if y < 0 and all(math.isnan(v) for v in av):
-            continue  # nothing to learn from
-        ids.append(utt.id)
-        speakers.append(utt.speaker or utt.id)
-        xs.append(features[utt.id])
-        ys.append(y)
-        avs.append(av)
-    if not ids:
+    """Align features (id -> array) with the targets of :func:`read_targets`. ``attribute_values``
+    (id -> K values in [-1, 1]) overrides the manifest's attributes (e.g. category-derived
+    targets); else they are read from the utterances and mapped to [-1, 1] with the manifest's
+    scales. The class list is the manifest's whole vocabulary for ``target``."""
+    if target and target not in manifest.labels:
+        raise ValueError(f"{manifest.corpus or 'manifest'}: no label vocabulary {target!r} "
+                         f"(known: {', '.join(manifest.labels) or 'none'})")
+    missing = [u.id for u in manifest if u.id not in features]
+    have = manifest.filter(lambda u: u.id in features)
+    if not len(have):
         raise ValueError(f"{manifest.corpus or 'manifest'}: no utterance has both features and a target")
-    return ProbeData(ids, speakers, as_layers(np.stack(xs)), np.asarray(ys, np.int64) if target else None,
-                     np.asarray(avs, np.float32) if attributes else None, labels, list(attributes), missing)
-
-
-def speaker_normalize(x: np.ndarray, speakers: Sequence[str], eps: float = 1e-5) -> np.ndarray:
-    """Z-scores of every feature fitted on each speaker's own utterances (labels unused)."""
-    out = np.empty_like(x, dtype=np.float32)
-    spk = np.asarray(speakers)
-    for s in np.unique(spk):
-        rows = spk == s
-        mu = x[rows].mean(0, keepdims=True)
-        sd = x[rows].std(0, keepdims=True)
-        out[rows] = (x[rows] - mu) / np.maximum(sd, eps) if rows.sum() > 1 else x[rows] - mu
-    return out
+    labels = list(manifest.labels[target]) if target else None
+    targets = read_targets(have, target, attributes, labels=labels, attribute_values=attribute_values)
+    return ProbeData(as_layers(np.stack([features[i] for i in targets.ids])), targets, missing)
 
 
 class _Items(torch.utils.data.Dataset):
@@ -178,37 +151,20 @@ class _Items(torch.utils.data.Dataset):
 
 # ============================================================================ metrics
 def score(data: ProbeData, logits: np.ndarray | None, attrs: np.ndarray | None) -> dict[str, float]:
-    """Test metrics: ua, wa, f1 (weighted F1) and/or ccc_<attribute> and their mean ccc."""
-    from ..evaluate import metrics as M
-
-    out: dict[str, float] = {}
-    if data.y is not None and logits is not None:
-        keep = data.y >= 0
-        t = [data.labels[i] for i in data.y[keep]]
-        p = [data.labels[i] for i in logits[keep].argmax(1)]
-        out.update(ua=M.unweighted_average_recall(t, p, data.labels), wa=M.weighted_accuracy(t, p, data.labels),
-                   f1=M.weighted_f1(t, p, data.labels))
-    if data.a is not None and attrs is not None:
-        cccs = []
-        for k, name in enumerate(data.attributes):
-            keep = ~np.isnan(data.a[:, k])
-            v = M.ccc(data.a[keep, k], attrs[keep, k]) if keep.sum() >= 2 else math.nan
-            out[f"ccc_{name}"] = v
-            cccs.append(v)
-        out["ccc"] = float(np.nanmean(cccs)) if not all(math.isnan(c) for c in cccs) else math.nan
-    return out
+    """Test metrics of :func:`~emovox.evaluate.metrics.compute_metrics` for ``data``'s targets."""
+    return compute_metrics(data.y, logits, len(data.labels), data.a, attrs, data.attributes)
 
 
 def selection_metric(data: ProbeData) -> str:
     """Validation metric the model is chosen on: weighted F1, mean CCC, or their mean."""
     if data.y is not None and data.a is not None:
         return "score"
-    return "f1" if data.y is not None else "ccc"
+    return "weighted_f1" if data.y is not None else "ccc"
 
 
 def _with_score(m: dict[str, float]) -> dict[str, float]:
-    if "f1" in m and "ccc" in m:
-        m["score"] = (m["f1"] + (m["ccc"] if math.isfinite(m["ccc"]) else 0.0)) / 2
+    if "weighted_f1" in m and "ccc" in m:
+        m["score"] = (m["weighted_f1"] + (m["ccc"] if math.isfinite(m["ccc"]) else 0.0)) / 2
     return m
 
 
@@ -252,7 +208,7 @@ def train_probe(train: ProbeData, validation: ProbeData | None, cfg: ProbeRecipe
         out = model(batch["x"])
         losses = {}
         if out.logits is not None:
-            losses["ce"] = cross_entropy(out.logits, batch["y"], weight=weight, ignore_index=-1)
+            losses["ce"] = cross_entropy(out.logits, batch["y"], weight=weight, ignore_index=IGNORE_INDEX)
         if out.attributes is not None:
             losses["ccc"] = ccc_loss(out.attributes, torch.nan_to_num(batch["a"]), mask=~torch.isnan(batch["a"]))
         loss = sum(losses.values())
@@ -277,93 +233,6 @@ def train_probe(train: ProbeData, validation: ProbeData | None, cfg: ProbeRecipe
     finally:
         torch.set_num_threads(threads)
     return probe.cpu().eval(), result
-
-
-# ============================================================================ the linear baseline
-def linear_baseline(train: ProbeData, validation: ProbeData | None, test: ProbeData,
-                    clip_sigma: float | None = 5.0, seed: int = 0) -> dict[str, float]:
-    """L2-regularised multinomial logistic regression (categories) and ridge regression (each
-    attribute) on the flattened, standardised (and clipped) features, regularisation chosen on
-    the validation set. Solved in torch (full-batch L-BFGS / closed form) on one thread: exact
-    for these convex problems and much faster than scikit-learn on 2k-dim inputs."""
-    def flat(d: ProbeData) -> torch.Tensor:
-        return torch.from_numpy(d.x.reshape(len(d.x), -1)).double()
-
-    xtr = flat(train)
-    mu, sd = xtr.mean(0), xtr.std(0, unbiased=False).clamp_min(1e-8)
-
-    def prep(d: ProbeData) -> torch.Tensor:
-        z = (flat(d) - mu) / sd
-        return z.clamp(-clip_sigma, clip_sigma) if clip_sigma else z
-
-    ztr, zte = prep(train), prep(test)
-    val = validation if validation is not None and len(validation.ids) else None
-    zva = prep(val) if val is not None else None
-    logits = attrs = None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        if train.y is not None:
-            keep = torch.from_numpy(train.y >= 0)
-            best = None
-            for c in ((0.001, 0.01, 0.1) if val is not None else (0.01,)):
-                w = _logistic(ztr[keep], torch.from_numpy(train.y)[keep], len(train.labels), c, seed)
-                s = score(val, _apply(w, zva), None)["f1"] if val is not None else 0.0
-                if best is None or s > best[0]:
-                    best = (s, w)
-            logits = _apply(best[1], zte)
-        if train.a is not None:
-            from ..evaluate.metrics import ccc as ccc_np
-
-            attrs = np.zeros((len(test.ids), len(train.attributes)), np.float32)
-            for k in range(len(train.attributes)):
-                keep = torch.from_numpy(~np.isnan(train.a[:, k]))
-                best = None
-                for alpha in ((1.0, 10.0, 100.0, 1000.0) if val is not None else (100.0,)):
-                    w = _ridge(ztr[keep], torch.from_numpy(train.a[:, k]).double()[keep], alpha)
-                    s = 0.0
-                    if val is not None:
-                        vk = ~np.isnan(val.a[:, k])
-                        s = ccc_np(val.a[vk, k], _apply(w, zva)[vk, 0]) if vk.sum() >= 2 else 0.0
-                    if best is None or s > best[0]:
-                        best = (s, w)
-                attrs[:, k] = _apply(best[1], zte)[:, 0]
-    finally:
-        torch.set_num_threads(threads)
-    return score(test, logits, attrs)
-
-
-def _logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, C: float, seed: int,
-              iters: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
-    """Multinomial logistic regression minimising mean CE + ||W||^2 / (2 C n) (scikit-learn's
-    objective divided by C n) with full-batch L-BFGS -> (W (D, C), b (C,))."""
-    torch.manual_seed(seed)
-    W = torch.zeros(x.shape[1], num_classes, dtype=x.dtype, requires_grad=True)
-    b = torch.zeros(num_classes, dtype=x.dtype, requires_grad=True)
-    opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=iters, tolerance_grad=1e-6, line_search_fn="strong_wolfe")
-    lam = 1.0 / (2.0 * C * len(x))
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(x @ W + b, y) + lam * (W * W).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return W.detach(), b.detach()
-
-
-def _ridge(x: torch.Tensor, y: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ridge regression (intercept unpenalised) in closed form -> (w (D, 1), b (1,))."""
-    xm, ym = x.mean(0), y.mean()
-    xc = x - xm
-    A = xc.T @ xc + alpha * torch.eye(x.shape[1], dtype=x.dtype)
-    w = torch.linalg.solve(A, xc.T @ (y - ym))
-    return w[:, None], (ym - xm @ w).reshape(1)
-
-
-def _apply(w: tuple[torch.Tensor, torch.Tensor], z: torch.Tensor) -> np.ndarray:
-    return (z @ w[0] + w[1]).float().numpy()
 
 
 # ============================================================================ cross-validation
@@ -391,7 +260,8 @@ def run_variant(data: ProbeData, folds: Sequence[Any], cfg: ProbeRecipeConfig, n
                                  "test": len(te.ids)}
         if cfg.linear:
             t1 = time.perf_counter()
-            extra["linear"] = linear_baseline(tr, va, te, cfg.clip_sigma, cfg.seed)
+            extra["linear"] = linear_baseline(tr.x, tr.targets, te.x, te.targets, va.x, va.targets,
+                                              cfg.clip_sigma, cfg.seed)
             extra["linear_seconds"] = time.perf_counter() - t1
         preds = []
         for i, u in enumerate(te.ids):
@@ -484,8 +354,7 @@ def run_probe(manifest: Manifest, cfg: ProbeRecipeConfig, out_dir: str | Path | 
     out_path = Path(out_dir) if out_dir is not None else None
     results = {}
     for v in variants:
-        d = data if v == "raw" else ProbeData(data.ids, data.speakers, speaker_normalize(data.x, data.speakers),
-                                              data.y, data.a, data.labels, data.attributes)
+        d = data if v == "raw" else data.replace_x(speaker_normalize(data.x, data.speakers))
         results[v] = run_variant(d, folds, cfg, v, out_path)
     return {"corpus": manifest.corpus, "config": asdict(cfg), "utterances": len(data.ids),
             "speakers": len(set(data.speakers)), "folds": len(folds), "feature_shape": list(data.x.shape[1:]),
