@@ -12,7 +12,7 @@ import pytest
 
 from conftest import write_audio
 from emovox.features.cache import FeatureCache, config_key
-from emovox.features.extract import extract_manifest
+from emovox.featurize import extract_manifest
 from emovox.manifest import Manifest, Utterance
 
 

@@ -63,6 +63,14 @@ def _ours_30s(enc, mel: torch.Tensor) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- Whisper vs CT2
+def _relative_error(ref: np.ndarray, ours: np.ndarray) -> tuple[float, float]:
+    """(max, mean) of |ref - ours| divided by max |ref|: float32 kernels (CTranslate2's oneDNN vs
+    PyTorch's, which vary with the CPU's instruction set) round differently, and their error grows
+    with the magnitude of the activations, so the bound is relative to that magnitude."""
+    scale = float(np.abs(ref).max())
+    diff = np.abs(ref - ours)
+    return float(diff.max()) / scale, float(diff.mean()) / scale
+
 
 
 def test_tiny_matches_ctranslate2_on_30s_window(tiny, ct2_tiny):
@@ -70,12 +78,12 @@ def test_tiny_matches_ctranslate2_on_30s_window(tiny, ct2_tiny):
     assert mel.shape == (80, 3000)
     ref, ours = _ct2_encode(ct2_tiny, mel), _ours_30s(tiny, mel)
     assert ref.shape == ours.shape == (1500, 384)
-    diff = np.abs(ref - ours)
-    # CT2's float32 kernels are themselves ~1e-3 from exact arithmetic on a few frames of
-    # synthetic audio (ours stays within ~2e-4 of float64); on real speech the max is ~2e-5.
-    msg = f"max abs diff vs CTranslate2 float32 encode: {diff.max():.2e} (mean {diff.mean():.1e}; |ref| max {np.abs(ref).max():.1f})"
+    worst, mean = _relative_error(ref, ours)
+    # CT2's float32 kernels are themselves ~1e-3 (absolute) from exact arithmetic on a few frames
+    # of synthetic audio; relative to the largest activation that is ~1e-4 at worst
+    msg = f"relative diff vs CTranslate2 float32 encode: max {worst:.2e}, mean {mean:.1e}"
     print(msg)
-    assert diff.max() < 5e-3 and diff.mean() < 2e-5, msg
+    assert worst < 1e-3 and mean < 1e-5, msg
 
 
 def _ljspeech_30s_mel() -> torch.Tensor:
@@ -91,10 +99,10 @@ def _ljspeech_30s_mel() -> torch.Tensor:
 
 def test_tiny_matches_ctranslate2_on_real_speech(tiny, ct2_tiny):
     mel = _ljspeech_30s_mel()
-    diff = np.abs(_ct2_encode(ct2_tiny, mel) - _ours_30s(tiny, mel))
-    msg = f"max abs diff vs CTranslate2 float32 on LJSpeech: {diff.max():.2e}"
+    worst, _ = _relative_error(_ct2_encode(ct2_tiny, mel), _ours_30s(tiny, mel))
+    msg = f"relative max diff vs CTranslate2 float32 on LJSpeech: {worst:.2e}"
     print(msg)
-    assert diff.max() < 1e-3, msg
+    assert worst < 3e-4, msg  # measured 2e-6 (tiny.en) and 3e-5 (base); other CPUs gave ~1.4x more
 
 
 # ----------------------------------------------------------------------------- any length, padding
@@ -385,15 +393,15 @@ def test_base_joined_and_matches_ctranslate2():
     assert (enc.num_layers, enc.dim) == (7, 512)
     ct2 = ctranslate2.models.Whisper(str(model_dir), device="cpu", compute_type="float32", intra_threads=2)
     mel = W.log_mel_spectrogram(torch.from_numpy(speechlike(30.0, seed=11)))
-    diff = np.abs(_ct2_encode(ct2, mel) - _ours_30s(enc, mel))
-    msg = f"base: max abs diff vs CTranslate2 float32 encode: {diff.max():.2e} (mean {diff.mean():.1e})"
+    worst, mean = _relative_error(_ct2_encode(ct2, mel), _ours_30s(enc, mel))
+    msg = f"base: relative diff vs CTranslate2 float32 encode: max {worst:.2e}, mean {mean:.1e}"
     print(msg)
-    assert diff.max() < 5e-3 and diff.mean() < 2e-5, msg
+    assert worst < 1e-3 and mean < 1e-5, msg  # same reasoning as for tiny.en above
     mel = _ljspeech_30s_mel()
-    diff = np.abs(_ct2_encode(ct2, mel) - _ours_30s(enc, mel))
-    msg = f"base: max abs diff vs CTranslate2 float32 on LJSpeech: {diff.max():.2e}"
+    worst, _ = _relative_error(_ct2_encode(ct2, mel), _ours_30s(enc, mel))
+    msg = f"base: relative max diff vs CTranslate2 float32 on LJSpeech: {worst:.2e}"
     print(msg)
-    assert diff.max() < 1e-3, msg
+    assert worst < 3e-4, msg  # measured 2e-6 (tiny.en) and 3e-5 (base); other CPUs gave ~1.4x more
 
 
 def test_folder_that_is_no_model_is_a_clear_error(tmp_path):

@@ -12,7 +12,7 @@ import torch
 from conftest import shared_path, write_audio
 from emovox.features import filterbank as fbk
 from emovox.features.descriptors import DescriptorConfig, frame_descriptors, yin
-from emovox.features.extract import ExtractionError, extract_manifest, get_extractor
+from emovox.featurize import ExtractionError, extract_manifest, get_extractor
 from emovox.manifest import Manifest, Utterance
 
 SR = 16000

@@ -78,7 +78,7 @@ def _librosa(kind: str):
 
 
 def _time(name: str, impl: str, clips: list[np.ndarray], args) -> dict[str, Any]:
-    from ..features.extract import _batches, get_extractor
+    from ..featurize import _batches, get_extractor
 
     t_load = time.perf_counter()
     if name.startswith("librosa-"):

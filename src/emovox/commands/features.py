@@ -49,7 +49,7 @@ def _run(args) -> int:
     import numpy as np
 
     from .. import distributed
-    from ..features.extract import ExtractionError, extract_manifest
+    from ..featurize import ExtractionError, extract_manifest
     from ..manifest import Manifest
     from ..utils import atomic_open, json_dumps
 

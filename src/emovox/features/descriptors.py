@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ..tensors import lengths_to_mask, pad_batch
-from .extract import Extractor
+from .base import Extractor
 from .filterbank import Filterbank, FilterbankConfig, _as_batch, _zero_padded_frames, dct_matrix, \
     mask_padding, normalize
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .extract import Extractor
+from .base import Extractor
 
 LEVELS = ("functionals", "lld")
 MIN_SECONDS = 0.1

@@ -4,7 +4,7 @@ emotion feature extractor.
 Protocol (the paper's; every value is a field of :class:`ASRFeaturesConfig`):
 
 1. Neural features: the mean over time of every unit of every encoder layer, per utterance,
-   (N, L, D), from :func:`emovox.features.extract.extract_manifest` (on-disk cache).
+   (N, L, D), from :func:`emovox.featurize.extract_manifest` (on-disk cache).
 2. Speaker-independent folds (:func:`emovox.splits.make_folds`; paper: leave one speaker out).
 3. In each fold, on the training part only: standardise every feature (z-score), clip to
    +-``clip_sigma`` (eGeMAPS functionals have extreme outliers), score features with the
@@ -96,7 +96,7 @@ class ASRFeaturesConfig:
     """Feature extraction worker processes."""
     fit_threads: int = 1
     """BLAS threads for the linear models: these problems are small, and more threads only
-    contend for the cores (measured 15x slower with 2 threads on a busy 2-core machine)."""
+    contend for the cores (docs/RESULTS.md, Tits run times)."""
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -183,7 +183,7 @@ def _failed_dict(failed: Any) -> dict[str, str]:
 
 def extract_features(manifest: Manifest, name: str, cfg: ASRFeaturesConfig, options: dict[str, Any]) -> FeatureMatrix:
     """Features of one extractor for every utterance, as (N, L, D) (functionals: L = 1)."""
-    from ..features.extract import extract_manifest
+    from ..featurize import extract_manifest
 
     t0 = time.perf_counter()
     table = extract_manifest(manifest, name, jobs=cfg.jobs, cache_dir=cfg.cache_dir, **options)

