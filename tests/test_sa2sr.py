@@ -13,7 +13,7 @@ from emovox.heads.ctc import CTCHead, greedy_decode
 from emovox.heads.sentiment import SentimentHead
 from emovox.manifest import Manifest, Utterance
 from emovox.recipes import sa2sr
-from emovox.recipes.sa2sr import FinetuneConfig, PretrainConfig, SA2SRModel, load_config
+from emovox.recipes.sa2sr import FinetuneConfig, PretrainConfig, SA2SRModel, load_config, pretraining
 
 TINY = BiLSTMConfig(layers=2, hidden=8)
 
@@ -212,12 +212,12 @@ def _tiny_pretrain(**kw) -> PretrainConfig:
 def test_stopping_rule_stops_after_patience_and_keeps_lowest_m(tmp_path, monkeypatch):
     m = _toy_manifest(tmp_path, n=6)
     script = iter([1.0, 0.8, 0.9, 0.85, 0.95, 0.1, 0.1])
-    monkeypatch.setattr(sa2sr, "pretrain_metrics",
+    monkeypatch.setattr(pretraining, "pretrain_metrics",
                         lambda model, batches, vocab: {"cer": 0.5, "auc": 0.5, "m": next(script)})
     cfg = _tiny_pretrain(patience=2, max_epochs=20, speeds=(1.0,))
     res = sa2sr.pretrain([m], tmp_path / "run", cfg, resume=False)
-    assert res["stopped_early"] and res["epochs"] == 5
-    assert res["best"]["m"] == 0.8 and [h["m"] for h in res["history"]] == [1.0, 0.8, 0.9, 0.85, 0.95]
+    assert res["stopped_early"] and res["epochs"] == 4  # best at epoch 2, then patience = 2 worse epochs
+    assert res["best"]["m"] == 0.8 and [h["m"] for h in res["history"]] == [1.0, 0.8, 0.9, 0.85]
 
 
 def test_pretrain_resume_and_finetune_end_to_end(tmp_path):
@@ -233,18 +233,25 @@ def test_pretrain_resume_and_finetune_end_to_end(tmp_path):
     assert {"cer", "auc", "m"} <= set(again["best"])
     model = sa2sr.load_sa2sr(out / "sa2sr.pt")
     assert model.encoder.cfg.hidden == 8 and len(model.vocab) == 29
+    from emovox.encoders import load_encoder
+
+    audio, lengths = _audio()
+    want = model.encoder(audio, lengths).hidden_states[-1]
+    for spec in (out, out / "sa2sr.pt", out / "encoder.pt"):  # every form of a pre-training output
+        got = load_encoder("bilstm", checkpoint=spec)(audio, lengths).hidden_states[-1]
+        assert torch.allclose(got, want), spec
 
     ft = FinetuneConfig(encoder=str(out), task="categorical", label="emotion", folds=3, run_folds=2,
                         max_steps=2, batch_size=4, regressor=sa2sr.RegressorConfig(channels=8, heads=2))
     res = sa2sr.finetune(m, tmp_path / "ft", ft)
-    assert len(res["folds"]) == 2 and {"ua", "wf1"} <= set(res["summary"])
+    assert len(res["folds"]) == 2 and set(res["summary"]) == {"ua", "wa", "weighted_f1"}
     assert (tmp_path / "ft" / "fold-00" / "model.pt").is_file()
 
     frozen = FinetuneConfig(encoder=str(out / "encoder.pt"), freeze_encoder=True, task="ordinal", label="level",
                             folds=3, run_folds=1, max_steps=2, batch_size=4,
                             regressor=sa2sr.RegressorConfig(channels=8, heads=2))
     res = sa2sr.finetune(m, tmp_path / "ft-frozen", frozen)
-    assert set(res["summary"]) == {"ccc", "ccc_level"}
+    assert set(res["summary"]) == {"ccc", "ccc_level", "mse_level", "pearson_level"}
     again = sa2sr.finetune(m, tmp_path / "ft-frozen", frozen)  # finished folds are not re-run
     assert again["folds"][0]["test"] == res["folds"][0]["test"]
 
@@ -262,9 +269,18 @@ def test_a_run_folder_refuses_other_settings_but_takes_a_larger_budget(tmp_path)
     assert sa2sr.pretrain([m], out, _tiny_pretrain(max_steps=1, speeds=(1.0,), lr=1e-3), resume=False)["steps"] == 1
     ft = dict(encoder=str(out), task="categorical", label="emotion", folds=3, run_folds=1, max_steps=1,
               batch_size=4, regressor=sa2sr.RegressorConfig(channels=8, heads=2))
-    sa2sr.finetune(m, tmp_path / "ft", FinetuneConfig(**ft))
+    first = sa2sr.finetune(m, tmp_path / "ft", FinetuneConfig(**ft))
     with pytest.raises(ValueError, match="task: 'categorical' -> 'ordinal'"):
         sa2sr.finetune(m, tmp_path / "ft", FinetuneConfig(**{**ft, "task": "ordinal", "label": "level"}))
+    # a fold finished before the shared metrics layer ("wf1", "accuracy") is read under today's names
+    done = tmp_path / "ft" / "fold-00" / "result.json"
+    old = json.loads(done.read_text())
+    test = old["test"]
+    old["test"] = {"ua": test["ua"], "wf1": test["weighted_f1"], "accuracy": test["wa"]}
+    done.write_text(json.dumps(old))
+    again = sa2sr.finetune(m, tmp_path / "ft", FinetuneConfig(**ft))
+    assert again["folds"][0]["test"] == first["folds"][0]["test"]
+    assert set(again["summary"]) == {"ua", "wa", "weighted_f1"}
 
 
 def test_bench_grid_pretrains_both_encoders_and_fine_tunes_the_variants(tmp_path, capsys):
@@ -326,3 +342,74 @@ def test_corrupt_checkpoints_name_the_file(tmp_path):
         load_sa2sr(bad)
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_encoder("bilstm", checkpoint=tmp_path / "missing.pt")
+
+
+def test_encoders_do_not_import_recipes_and_curves_leave_pyplot_alone(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, emovox.encoders.bilstm\n"
+            "assert not [m for m in sys.modules if m.startswith('emovox.recipes')]\n"
+            "from emovox.recipes.sa2sr import plot_curves\n"
+            f"plot_curves([{{'epoch': 1, 'cer': 0.9, 'auc': 0.5}}, {{'epoch': 2, 'cer': 0.7}}], {str(tmp_path / 'c.png')!r})\n"
+            "assert 'matplotlib.pyplot' not in sys.modules\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_finetune_targets_come_from_the_shared_reader(tmp_path):
+    m = _toy_manifest(tmp_path, n=6)
+    m.records[0].arousal = None
+    m.records[1].extra.pop("level")
+    m.records[2].valence = 0.5
+    t = sa2sr.finetune_targets(m, FinetuneConfig(task="attributes"))  # nobody has a dominance
+    assert t.attributes == ["arousal", "valence"] and t.y is None
+    assert t.ids == ["u1", "u2", "u3", "u4", "u5"]  # u0 has no target at all
+    clips, _ = sa2sr.scan(m, [u for u in m.records if u.id in t.ids])
+    items = [sa2sr.EmotionSet(clips, t, 5.0)[i] for i in range(len(clips))]
+    assert [i["id"] for i in items] == t.ids
+    assert items[0]["target_mask"].tolist() == [True, False] and items[0]["target"][1] == 0.0  # NaN -> 0, masked
+    assert items[1]["target_mask"].tolist() == [True, True] and items[1]["target"][1] == 0.5
+    t = sa2sr.finetune_targets(m, FinetuneConfig(task="ordinal", label="level"))
+    assert t.attributes == ["level"] and "u1" not in t.ids and t.a[:, 0].tolist() == [-1.0, 1.0, -1.0, 0.0, 1.0]
+    t = sa2sr.finetune_targets(m, FinetuneConfig(task="categorical", label="emotion"))
+    assert t.labels == ["happy", "sad"] and t.y.tolist() == [0, 1, 0, 1, 0, 1]
+    with pytest.raises(ValueError, match="none of the attributes"):
+        sa2sr.finetune_targets(m, FinetuneConfig(task="attributes", attributes=("dominance",)))
+    with pytest.raises(ValueError, match="task must be"):
+        sa2sr.finetune_targets(m, FinetuneConfig(task="regression"))
+
+
+@pytest.mark.slow
+def test_finetune_under_torchrun_trains_every_fold_with_ddp(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    _toy_manifest(tmp_path)
+    script = tmp_path / "ft.py"
+    script.write_text(
+        "import sys, json, torch\n"
+        "from emovox.manifest import Manifest\n"
+        "from emovox.recipes import sa2sr\n"
+        "torch.set_num_threads(1)\n"
+        "m = Manifest.load(sys.argv[1])\n"
+        "for frozen in (False, True):\n"
+        "    cfg = sa2sr.FinetuneConfig(encoder='bilstm', freeze_encoder=frozen, task='categorical', label='emotion',\n"
+        "                               folds=3, run_folds=2, max_steps=2, batch_size=4,\n"
+        "                               regressor=sa2sr.RegressorConfig(channels=8, heads=2))\n"
+        "    res = sa2sr.finetune(m, sys.argv[2] + ('-frozen' if frozen else ''), cfg)\n"
+        "    assert [f['index'] for f in res['folds']] == [0, 1], res['folds']\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo / "src")}
+    env.pop("RANK", None), env.pop("WORLD_SIZE", None)
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          str(script), str(tmp_path / "toy.jsonl"), str(tmp_path / "ft")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for out in ("ft", "ft-frozen"):
+        result = json.loads((tmp_path / out / "result.json").read_text())
+        assert len(result["folds"]) == 2 and result["summary"]["ua"]["n"] == 2
+        assert all((tmp_path / out / f"fold-0{i}" / "model.pt").is_file() for i in (0, 1))

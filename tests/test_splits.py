@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from emovox.manifest import Manifest, Utterance
-from emovox.splits import Fold, SplitError, check_folds, fold_summary, load_folds, make_folds, save_folds
+from emovox.splits import (Fold, SplitError, check_folds, fold_summary, holdout, load_folds, make_folds,
+                           save_folds)
 
 
 def corpus(sizes: dict[str, int], **fields) -> Manifest:
@@ -135,3 +136,38 @@ def test_bad_arguments():
         make_folds(m, "random")
     with pytest.raises(SplitError, match="validation fraction"):
         make_folds(m, "loso", validation=1.5)
+
+
+# ----------------------------------------------------------------------------- holdout
+
+
+def test_holdout_moves_whole_speakers_and_is_seeded():
+    m = corpus({f"s{i}": 4 + i % 3 for i in range(3)})  # 3 speakers: below the old 5-speaker threshold
+    train, val = holdout(m, 0.3, seed=1)
+    assert val and train and not speakers_of(m, train) & speakers_of(m, val)
+    assert sorted(train + val) == sorted(r.id for r in m)
+    assert [r.id for r in m if r.id in set(train)] == train  # manifest order kept
+    assert holdout(m.records, 0.3, seed=1) == (train, val)
+    assert holdout(m, 0.0) == ([r.id for r in m], [])
+
+
+def test_holdout_uses_the_manifests_own_validation_split():
+    m = corpus({"a": 3, "b": 3})
+    for r, split in zip(m.records, ["train", "dev", "train", "validation", "test", "train"]):
+        r.split = split
+    train, val = holdout(m, 0.5)
+    assert val == ["a-1", "b-0"] and train == ["a-0", "a-2", "b-1", "b-2"]
+
+
+def test_holdout_with_one_speaker_or_none_still_gives_a_validation_set(caplog):
+    one = corpus({"only": 20})
+    with caplog.at_level("WARNING", logger="emovox.splits"):
+        train, val = holdout(one, 0.1, seed=0)
+    assert len(val) == 2 and len(train) == 18 and "not speaker independent" in caplog.text
+    assert holdout(one, 0.1, seed=0) == (train, val) and holdout(one, 0.1, seed=3) != (train, val)
+    anonymous = Manifest([Utterance(id=f"u{i}", audio=f"{i}.wav") for i in range(10)])
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="emovox.splits"):
+        train, val = holdout(anonymous, 0.2)
+    assert len(val) == 2 and len(train) == 8 and "not speaker independent" in caplog.text
+    assert holdout(corpus({"only": 1}), 0.1) == (["only-0"], [])

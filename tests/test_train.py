@@ -123,10 +123,26 @@ def test_early_stopping_and_best_model_restored(tmp_path):
     cfg = TrainConfig(lr=1e-2, batch_size=10, max_epochs=20, monitor="f1", mode="max", patience=2,
                       checkpoint_dir=str(tmp_path), tensorboard=True)
     result = Trainer(model, data, cfg, validation_data=data, evaluate=evaluate).fit()
-    assert result.stopped_early and result.epoch == 5  # 0.7 at epoch 2, then 3 worse evaluations
+    assert result.stopped_early and result.epoch == 4  # 0.7 at epoch 2, then patience = 2 worse evaluations
     assert result.best_metric == 0.7 and result.best_step == 4
     assert torch.equal(params_of(model), snapshots[1])
     assert list((tmp_path / "tb").glob("events.*"))
+
+
+@pytest.mark.parametrize("patience, evaluations", [(0, 2), (1, 2), (2, 3), (3, 4)])
+def test_patience_counts_evaluations_without_improvement_exactly(patience, evaluations):
+    seen = []
+
+    def evaluate(model, batches):
+        for _ in batches:
+            pass
+        seen.append(len(seen))
+        return {"loss": 1.0 if len(seen) == 1 else 2.0}  # best at the first evaluation, never again
+
+    cfg = TrainConfig(lr=1e-2, batch_size=10, max_epochs=20, patience=patience, tensorboard=False)
+    result = Trainer(Regression(), make_data(20), cfg, validation_data=make_data(4), evaluate=evaluate).fit()
+    assert result.stopped_early and len(seen) == evaluations and result.epoch == evaluations
+    assert result.best_step == 2 and len(result.history) == evaluations
 
 
 def test_bad_monitor_and_empty_data_raise():

@@ -14,6 +14,7 @@ Protocols (``make_folds(manifest, protocol, ...)``):
 Inside every fold a validation set is drawn from the training speakers (``validation`` is the
 fraction of training utterances to aim for; 0 leaves it empty) unless the corpus names one.
 Any fold in which a speaker appears in two partitions is refused with :class:`SplitError`.
+:func:`holdout` makes a train/validation pair the same way for training without a test set.
 
 File format (``save_folds``): one JSON object::
 
@@ -24,6 +25,7 @@ File format (``save_folds``): one JSON object::
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 from collections import Counter, defaultdict
@@ -32,6 +34,8 @@ from typing import Any, Iterable
 
 from .manifest import Manifest, Utterance
 from .utils import write_json
+
+log = logging.getLogger("emovox.splits")
 
 PROTOCOLS = ("loso", "kfold", "official", "loo")
 TRAIN_SPLITS = {"train", "training"}
@@ -211,6 +215,48 @@ def make_folds(manifest: Manifest, protocol: str = "kfold", k: int = 5, seed: in
         folds = _loo(manifest, validation, seed)
     check_folds(manifest, folds)
     return folds
+
+
+def holdout(records: Manifest | Iterable[Utterance], fraction: float = 0.1,
+            seed: int = 0) -> tuple[list[str], list[str]]:
+    """(train ids, validation ids) for training without a test partition (e.g. pre-training).
+
+    When some records carry a validation split (``Utterance.split`` one of
+    :data:`VALIDATION_SPLITS`, or starting with ``dev``), those are the validation set and every
+    other record is training. Otherwise whole speakers move into validation until about
+    ``fraction`` of the utterances is reached (seeded, as inside :func:`make_folds`; records
+    without a speaker each count as their own group). Two special cases, both logged as a
+    warning because the split is not speaker independent: with no speaker ids at all the split is
+    by utterance; with a single speaker a seeded ``fraction`` of the utterances (at least one when
+    there are two or more) is held out at random. ``fraction`` <= 0 gives no validation set.
+    Ids keep the order of ``records``.
+    """
+    recs = list(records.records if isinstance(records, Manifest) else records)
+    ids = [r.id for r in recs]
+    named = [r.id for r in recs if r.split is not None and _is_validation_split(r.split)]
+    if named:
+        held = set(named)
+        return [i for i in ids if i not in held], named
+    if fraction <= 0 or not recs:
+        return ids, []
+    speakers = {r.speaker for r in recs if r.speaker is not None}
+    if len(speakers) == 1 and all(r.speaker is not None for r in recs):
+        import numpy as np
+
+        log.warning("one speaker (%s): the validation set is a random %.0f%% of the utterances, not "
+                    "speaker independent", next(iter(speakers)), 100 * fraction)
+        order = np.random.default_rng(seed).permutation(len(ids))
+        n = max(1, round(fraction * len(ids))) if len(ids) > 1 else 0
+        held = {ids[k] for k in order[:n].tolist()}
+        return [i for i in ids if i not in held], [i for i in ids if i in held]
+    if not speakers:
+        log.warning("no speaker ids: the validation set is drawn by utterance, not speaker independent")
+    return _split_validation(ids, {r.id: r for r in recs}, fraction, seed)
+
+
+def _is_validation_split(split: str) -> bool:
+    s = split.lower()
+    return s in VALIDATION_SPLITS or s.startswith("dev")
 
 
 # ----------------------------------------------------------------------------- checks and files

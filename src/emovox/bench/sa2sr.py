@@ -4,7 +4,7 @@
 encoder on the given transcribed manifests (or reuses finished runs), then fine-tunes on an
 emotion manifest over speaker folds with every variant: no pre-training, ASR-only and SA2SR,
 each frozen and fine-tuned; it prints the analogue of the paper's Tables 2-4 (CCC per attribute,
-or UA / weighted F1 for categories) as mean +- standard deviation over folds.
+or UA, WA and weighted F1 for categories) as mean +- standard deviation over folds.
 
 ``emovox bench sa2sr throughput`` times pre-training steps: utterances and seconds of audio per
 second, for 1 process and, with ``--procs 1 2``, for torchrun with 2 processes as well.
@@ -79,10 +79,13 @@ def run_grid(args) -> dict[str, Any]:
 
 
 def _metric_order(rows: dict[str, Any]) -> list[str]:
+    """Table columns: CCC per attribute (arousal, valence, dominance first), their mean, the
+    classification metrics, then the rest (MSE, Pearson) in name order."""
     keys = sorted({k for r in rows.values() for k in r["summary"]})
     first = [k for k in ("ccc_arousal", "ccc_valence", "ccc_dominance") if k in keys]
-    rest = [k for k in keys if k not in first and k not in ("ccc",)]
-    return first + rest + (["ccc"] if "ccc" in keys else [])
+    first += [k for k in keys if k.startswith("ccc_") and k not in first]
+    first += [k for k in ("ccc", "ua", "wa", "weighted_f1") if k in keys]
+    return first + [k for k in keys if k not in first]
 
 
 def grid_table(result: dict[str, Any]) -> str:

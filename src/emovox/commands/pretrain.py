@@ -1,7 +1,5 @@
-"""``emovox pretrain {sa2sr,...}``: pre-train an encoder for emotion recognition.
-
-Each method is a subcommand; CARE can be added beside SA2SR as ``emovox pretrain care``.
-"""
+"""``emovox pretrain sa2sr``: pre-train an encoder for emotion recognition (one subcommand per
+method)."""
 
 from __future__ import annotations
 

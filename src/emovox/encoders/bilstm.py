@@ -10,8 +10,9 @@ Shapes::
 
 It implements the shared :class:`~emovox.encoders.base.Encoder` interface, so the SUPERB probe,
 the Tits analysis and the emotion regressor read it like any other encoder. A pre-trained one is
-saved with :func:`save_encoder` and loaded with :func:`load_bilstm` (or
-``emovox.encoders.load_encoder("path/to/encoder.pt")``).
+saved with :func:`save_encoder` and loaded with :func:`load_bilstm`; :func:`load_pretrained`
+reads the encoder of any pre-training output (``encoder.pt``, ``sa2sr.pt`` or the run folder), as
+does ``emovox.encoders.load_encoder("bilstm", checkpoint=PATH)``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .base import Encoder, EncoderOutput
 from ..utils import read_torch
 
 CHECKPOINT_KIND = "emovox.bilstm"
+SA2SR_CHECKPOINT_KIND = "emovox.sa2sr"  # sa2sr.pt, written by emovox.recipes.sa2sr
 
 
 @dataclass
@@ -144,17 +146,56 @@ def load_bilstm(path: str | os.PathLike | None = None, device: str = "cpu", **op
     return enc.to(device).eval()
 
 
+def load_pretrained(path: str | os.PathLike, device: str = "cpu") -> Encoder:
+    """The encoder of a pre-training run, reading the file once whichever kind it is: an
+    ``encoder.pt`` (:func:`save_encoder`), an ``sa2sr.pt`` written by ``emovox pretrain sa2sr``
+    (the encoder part of its model, BiLSTM or a named encoder such as Whisper), or a pre-training
+    output folder (its ``sa2sr.pt``). Returned in eval mode on ``device``."""
+    given = path
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "sa2sr.pt")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{given}: no sa2sr.pt in this folder (is it a pre-training output?)")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: encoder checkpoint not found")
+    obj = read_torch(path, "an SA2SR or BiLSTM checkpoint", weights_only=False)
+    if is_bilstm_checkpoint(obj):
+        enc: Encoder = BiLSTMEncoder(BiLSTMConfig.from_dict(obj["config"]))
+        enc.load_state_dict(obj["state_dict"])
+    elif isinstance(obj, dict) and obj.get("kind") == SA2SR_CHECKPOINT_KIND:
+        enc = _sa2sr_encoder(obj)
+    else:
+        raise ValueError(f"{path}: not an SA2SR or BiLSTM checkpoint")
+    return enc.to(device).eval()
+
+
+def _sa2sr_encoder(obj: dict) -> Encoder:
+    """The encoder inside an SA2SR checkpoint: its ``config`` names the encoder (``"bilstm"`` with
+    the ``bilstm`` settings, or an ``emovox.encoders`` name) and ``model`` holds the SA2SR model's
+    weights, the encoder's under the ``encoder.`` prefix."""
+    cfg = obj["config"]
+    name = cfg.get("encoder", "bilstm")
+    if name == "bilstm":
+        enc: Encoder = BiLSTMEncoder(BiLSTMConfig.from_dict(cfg.get("bilstm") or {}))
+    else:
+        from . import load_encoder
+
+        enc = load_encoder(name)
+    prefix = "encoder."
+    enc.load_state_dict({k[len(prefix):]: v for k, v in obj["model"].items() if k.startswith(prefix)})
+    return enc
+
+
 def _factory(device: str = "cpu", checkpoint: str | os.PathLike | None = None, **options) -> Encoder:
     """``load_encoder("bilstm", checkpoint=PATH)``: PATH is an ``encoder.pt``, an ``sa2sr.pt`` or a
-    pre-training output folder; without it a randomly initialised encoder (``options`` are
-    :class:`BiLSTMConfig` fields)."""
+    pre-training output folder (see :func:`load_pretrained`); without it a randomly initialised
+    encoder (``options`` are :class:`BiLSTMConfig` fields)."""
     if checkpoint is None:
         return load_bilstm(None, str(device), **options)
     if not os.path.exists(checkpoint):
         raise FileNotFoundError(f"{checkpoint}: BiLSTM encoder checkpoint not found")
-    from ..recipes.sa2sr import load_pretrained_encoder  # reads the file once, whichever kind it is
-
-    return load_pretrained_encoder(checkpoint, device=str(device)).eval()
+    return load_pretrained(checkpoint, device=str(device))
 
 
 def _register() -> None:

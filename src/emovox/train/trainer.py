@@ -1,4 +1,4 @@
-"""The one training loop of emovox: every recipe (probe, SA2SR, CARE, ...) trains through it.
+"""The one training loop of emovox: every recipe (the probe, SA2SR, ...) trains through it.
 
 What it gives you: mixed-length batching (your collate + optional length bucketing), exact
 ``--resume`` from atomic checkpoints (model, optimiser, scheduler, python/numpy/torch RNG of every
@@ -51,7 +51,6 @@ Contracts:
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import random
@@ -88,7 +87,10 @@ class TrainConfig:
     max_steps: int | None = None
     monitor: str = "loss"  # validation metric used for early stopping and model selection
     mode: str = "min"  # "min" or "max"
-    patience: int | None = None  # evaluations without improvement before stopping; None = never
+    # Stop after exactly ``patience`` evaluations in a row without improvement of ``monitor`` (as
+    # the SA2SR paper and Lightning's EarlyStopping count): patience=2 with a metric that never
+    # improves after the first evaluation stops after the third. None = never stop early.
+    patience: int | None = None
     min_delta: float = 0.0
     eval_every: int | None = None  # also evaluate every N steps (always at the end of an epoch)
     grad_clip: float | None = None  # max global grad norm
@@ -284,7 +286,7 @@ class Trainer:
         log.info("step %d epoch %d: %s (best %s=%.4g at step %s)", self.step, self.epoch,
                  " ".join(f"{k}={v:.4g}" for k, v in metrics.items()), c.monitor,
                  self.best_metric if self.best_metric is not None else float("nan"), self.best_step)
-        if c.patience is not None and self.bad_evals > c.patience:
+        if c.patience is not None and self.bad_evals > 0 and self.bad_evals >= c.patience:
             log.info("early stopping: %s has not improved for %d evaluations", c.monitor, self.bad_evals)
             self.stop_requested = True
 
@@ -470,8 +472,3 @@ class Trainer:
 
     def _done(self) -> bool:
         return self.stop_requested or self._max_steps_reached() or self.epoch >= self.config.max_epochs
-
-    def best_state_dict(self) -> dict[str, torch.Tensor]:
-        """The best model's weights (CPU copies), or the current ones if nothing was evaluated."""
-        return copy.deepcopy(self._best_state) if self._best_state is not None else {
-            k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
