@@ -65,7 +65,7 @@ class FakeScorer:
     labels = ["angry", "happy", "neutral", "sad"]
 
     def score(self, audios):
-        from emovox.predict import EmotionScores
+        from emovox.scoring import EmotionScores
 
         dims, probs = [], []
         for a in audios:

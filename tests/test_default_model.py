@@ -1,5 +1,6 @@
-"""The emotion model file: save/load round trip, predict_from_pooled, category-derived V/A/D
-targets, the recipe on generated features, and the bundled default model."""
+"""The emotion model file (emovox.emotion_model): save/load round trip, predict_from_pooled;
+its recipe (emovox.recipes.default_model): category-derived V/A/D targets, training on generated
+features; and the bundled default model."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from emovox.emotion_model import (EMOTION_VAD, EmotionModel, EmotionModelConfig, category_vad,
-                                  default_model_path, train_emotion_model)
+from emovox.emotion_model import EmotionModel, EmotionModelConfig, default_model_path
 from emovox.heads.probe import Probe, ProbeConfig
 from emovox.manifest import Manifest, Utterance
+from emovox.recipes.default_model import EMOTION_VAD, category_vad, train_emotion_model
 from emovox.recipes.probe import ProbeRecipeConfig
 
 LABELS = list(EMOTION_VAD)

@@ -1,4 +1,5 @@
-"""ONNX export (emovox.export): ONNX Runtime matches PyTorch; --backend onnx in the predictor."""
+"""ONNX export (emovox.export) and its scorer (emovox.scoring.OnnxScorer): ONNX Runtime matches
+PyTorch; --backend onnx in the predictor."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def test_export_writes_files_and_meta(exported):
 
 
 def test_onnx_matches_pytorch(exported):
-    from emovox.export import compare
+    from emovox.scoring import compare
 
     model, res = exported
     diff = compare(model, res.out_dir, segments())
@@ -69,7 +70,7 @@ def test_onnx_matches_pytorch(exported):
 @pytest.mark.slow
 def test_onnx_matches_pytorch_over_two_windows(exported):
     """Longer than Whisper's 30 s window: window means are combined by frame count."""
-    from emovox.export import compare
+    from emovox.scoring import compare
 
     model, res = exported
     x = (0.05 * np.random.default_rng(2).standard_normal(16000 * 31)).astype(np.float32)
@@ -115,7 +116,8 @@ def test_cli_export(exported, tmp_path, capsys):
 
 
 def test_int8_export_stays_close(exported, tmp_path):
-    from emovox.export import OnnxScorer, export_onnx
+    from emovox.export import export_onnx
+    from emovox.scoring import OnnxScorer
 
     model, res = exported
     q = export_onnx(model, tmp_path / "int8", quantize="int8")

@@ -1,5 +1,6 @@
-"""The predictor (emovox.predict): segmentation to records, schema, batches with bad files,
-output formats, the command line, and flat memory on long recordings."""
+"""The predictor (emovox.predict): segmentation to records (emovox.records), schema, batches with
+bad files, output formats (emovox.formats), the timeline plot, the command line, and flat memory
+on long recordings."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import pytest
 import soundfile as sf
 
 from conftest import make_fake_predictor, speech_recording
-from emovox.predict import (FileResult, Scores, SegmentRecord, expand_inputs, failures_summary,
-                            format_csv, format_jsonl, format_table, plot_timeline)
+from emovox.formats import format_csv, format_jsonl, format_table
+from emovox.predict import expand_inputs
+from emovox.records import FileResult, Scores, SegmentRecord, failures_summary
+from emovox.report.timeline import plot_timeline
 
 SR = 16000
 
@@ -131,6 +134,30 @@ def test_output_formats(fake_predictor, recording, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_layers_and_plot_leave_global_state_alone(tmp_path):
+    """Imports go downward: records, formats, scoring and export never load the predictor;
+    the timeline is drawn without pyplot, so the caller's matplotlib backend stays as it was."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import matplotlib
+matplotlib.use("svg")
+import emovox.export, emovox.formats, emovox.records, emovox.scoring
+assert "emovox.predict" not in sys.modules, "a lower module imported emovox.predict"
+from emovox.records import Scores, SegmentRecord
+from emovox.report.timeline import plot_timeline
+r = SegmentRecord("f.wav", 0.5, 2.0, "hi", Scores("neutral", {"neutral": 1.0}), 0.1, 0.2, 0.3,
+                  Scores("sad", {"sad": 0.9, "happy": 0.1}))
+png = plot_timeline([r], sys.argv[1])
+assert png.read_bytes()[:4] == b"\\x89PNG"
+assert matplotlib.get_backend() == "svg" and "matplotlib.pyplot" not in sys.modules
+"""
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "t.png")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
 def test_cli_predict_folder(mixed_folder, tmp_path, monkeypatch, capsys):
     import emovox.predict as predict_mod
     from emovox.cli import main
@@ -181,7 +208,7 @@ def test_long_recording_memory_is_flat(fake_predictor, speech_clips, tmp_path):
 
 def test_demo_recording(tmp_path):
     pytest.importorskip("espeakng_loader")
-    from emovox.predict import DEMO_SENTENCES, demo_recording
+    from emovox.text.synth import DEMO_SENTENCES, demo_recording
     from emovox.vad import segment_file
 
     path = demo_recording(tmp_path / "demo.wav")

@@ -1,5 +1,5 @@
-"""ONNX export of the emotion path (Whisper encoder + heads) and the ONNX Runtime scorer that
-``emovox predict --backend onnx`` uses.
+"""ONNX export of the emotion path (Whisper encoder + heads), read back by
+:class:`emovox.scoring.OnnxScorer` (``emovox predict --backend onnx``).
 
 ``export_onnx(model_path, out_dir)`` writes three files:
 
@@ -13,9 +13,8 @@
   :func:`ensure_onnx`).
 
 The log-mel spectrogram stays in PyTorch (``emovox.encoders.whisper.log_mel_spectrogram``):
-ONNX has no portable STFT at opset 17 on every runtime. Segments longer than one 30 s window
-are cut into windows as the PyTorch encoder does, and the window means are combined weighted by
-their frame counts. :func:`compare` measures the largest difference between the two backends.
+ONNX has no portable STFT at opset 17 on every runtime. :func:`emovox.scoring.compare` measures
+the largest difference between the two backends.
 """
 
 from __future__ import annotations
@@ -25,13 +24,10 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
-from .tensors import lengths_to_mask
 from .utils import atomic_open, cache_dir, file_digest, write_json
 
 log = logging.getLogger("emovox.export")
@@ -51,7 +47,8 @@ class PooledWindowEncoder(nn.Module):
         lengths = torch.full((mel.shape[0],), mel.shape[-1], dtype=torch.long)
         states = self.encoder.encode_windows(mel, lengths)  # list of (1, T, D)
         t = states[0].shape[1]
-        m = lengths_to_mask(valid, t).to(mel.dtype).unsqueeze(-1)  # (1, T, 1)
+        # not tensors.lengths_to_mask: its int(max_len) would freeze T into the traced graph
+        m = (torch.arange(t)[None, :] < valid[:, None]).to(mel.dtype).unsqueeze(-1)  # (1, T, 1)
         denom = m.sum(1).clamp_min(1.0)
         return torch.stack([(h * m).sum(1) / denom for h in states], dim=1)
 
@@ -160,76 +157,3 @@ def ensure_onnx(model_path: str | os.PathLike | None, onnx_dir: str | os.PathLik
         log.info("exporting %s to ONNX in %s (once)", model_path.name, d)
         export_onnx(model_path, d, quantize=quantize)
     return d
-
-
-class OnnxScorer:
-    """The emotion path on ONNX Runtime: log-mel (PyTorch) -> encoder.onnx -> heads.onnx.
-
-    Same interface as :class:`emovox.predict.TorchScorer`: ``score(list of (samples,) 16 kHz
-    arrays) -> EmotionScores``."""
-
-    def __init__(self, onnx_dir: str | os.PathLike, version: str = "", threads: int = 2):
-        import onnxruntime as ort
-
-        d = Path(onnx_dir)
-        self.meta = json.loads((d / "meta.json").read_text())
-        self.version = version or self.meta.get("version", "")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, int(threads))
-        opts.inter_op_num_threads = 1
-        providers = ["CPUExecutionProvider"]
-        self.encoder = ort.InferenceSession(str(d / "encoder.onnx"), sess_options=opts, providers=providers)
-        self.heads = ort.InferenceSession(str(d / "heads.onnx"), sess_options=opts, providers=providers)
-        from .encoders.whisper import mel_filters
-
-        self._filters = mel_filters(int(self.meta["n_mels"]))
-
-    def pooled(self, audio: np.ndarray) -> np.ndarray:
-        """(layers, dim) per-layer means of one segment."""
-        from .encoders.whisper import HOP_LENGTH, log_mel_spectrogram
-
-        wf = int(self.meta["window_frames"])
-        pad_30 = bool(self.meta.get("pad_to_30s"))
-        x = torch.from_numpy(np.asarray(audio, np.float32))
-        if len(x) < HOP_LENGTH:
-            raise ValueError(f"audio too short for Whisper: {len(x)} samples (< {HOP_LENGTH}, 10 ms)")
-        with torch.no_grad():
-            mel = log_mel_spectrogram(x, int(self.meta["n_mels"]), wf * HOP_LENGTH if pad_30 else 0, self._filters)
-        content = len(x) // HOP_LENGTH
-        sums, total = 0.0, 0
-        for start in range(0, content, wf):
-            frames = min(wf, content - start)
-            window = mel[:, start:start + (wf if pad_30 else frames)].numpy()[None]
-            valid = (frames + 1) // 2
-            out = self.encoder.run(["pooled"], {"mel": np.ascontiguousarray(window, np.float32),
-                                                "valid": np.array([valid], np.int64)})[0][0]
-            sums = sums + out * valid
-            total += valid
-        return (sums / max(total, 1)).astype(np.float32)
-
-    def score(self, audios: Sequence[np.ndarray]):
-        from .predict import EmotionScores
-
-        pooled = np.stack([self.pooled(a) for a in audios])
-        probs, dims = self.heads.run(["probs", "dims"], {"pooled": pooled})
-        return EmotionScores(dims=dims, probs=probs, labels=list(self.meta["labels"]),
-                             attributes=list(self.meta["attributes"]))
-
-
-def compare(model_path: str | os.PathLike | None, onnx_dir: str | os.PathLike,
-            audios: Sequence[np.ndarray]) -> dict[str, float]:
-    """Largest absolute differences between PyTorch and ONNX Runtime on the same segments:
-    pooled features, probabilities and attribute values."""
-    from .emotion_model import EmotionModel, default_model_path
-    from .encoders import load_encoder
-    from .predict import TorchScorer
-
-    model_path = Path(model_path) if model_path is not None else default_model_path()
-    heads = EmotionModel.load(model_path)
-    torch_scorer = TorchScorer(load_encoder(heads.encoder_name, **heads.encoder_options), heads)
-    onnx_scorer = OnnxScorer(onnx_dir)
-    p_t = torch_scorer.pooled(audios).numpy()
-    p_o = np.stack([onnx_scorer.pooled(a) for a in audios])
-    s_t, s_o = torch_scorer.score(audios), onnx_scorer.score(audios)
-    return {"pooled": float(np.abs(p_t - p_o).max()), "probs": float(np.abs(s_t.probs - s_o.probs).max()),
-            "dims": float(np.abs(s_t.dims - s_o.dims).max()) if s_t.dims.size else 0.0}

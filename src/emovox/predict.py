@@ -9,24 +9,25 @@
 
 Pipeline for one recording (``Predictor``):
 
-1. the file is read in blocks (``emovox.audio.iter_blocks``, 30 s) and fed to the streaming
-   Silero VAD segmenter (``emovox.vad``), so memory stays flat however long the recording;
-2. each closed segment (at most ``VADConfig.max_segment`` s) is encoded once by the Whisper
-   encoder (PyTorch, or ONNX Runtime with ``backend="onnx"``); the per-layer means over time
-   (``EncoderOutput.pooled()``, (1, layers, dim)) feed the emotion heads (valence, arousal,
-   dominance and category probabilities);
-3. consecutive segments are transcribed together by faster-whisper (CTranslate2 int8, tiny.en by
-   default), joined by 0.3 s of silence into windows of up to 28 s, and each word goes back to
-   its segment by its timestamp; the text goes to the sentiment labeler (VADER by default).
-   Why not share one encoder pass: CTranslate2 exposes only Whisper's last encoder layer while
-   the heads read every layer, and faster-whisper pads every call to a 30 s window, so one call
-   per segment cost twice as much as the whole file (114 s of speech in 24 segments, 2 busy
-   cores: 52 s one call per segment vs 27 s for the whole file; in a second run grouped with
-   word timestamps 31.9 s vs whole file 31.6 s; the PyTorch encoder on the 24 segments 6 s). ``emovox bench predict`` measures the total (docs/RESULTS.md);
-4. one :class:`SegmentRecord` per segment.
+1. the file is read in blocks (``emovox.audio.iter_blocks``) and fed to the streaming Silero
+   VAD segmenter (``emovox.vad``), so memory stays flat however long the recording;
+2. each closed segment (at most ``VADConfig.max_segment`` s) is scored by an
+   ``emovox.scoring.EmotionScorer``: the Whisper encoder on PyTorch (``TorchScorer``) or ONNX
+   Runtime (``OnnxScorer``, ``backend="onnx"``), whose per-layer means over time feed the
+   emotion heads (valence, arousal, dominance and category probabilities);
+3. consecutive segments are transcribed together by faster-whisper (tiny.en by default), joined
+   by ``transcribe_gap`` s of silence into windows of up to ``transcribe_window`` s, and each
+   word goes back to its segment by its timestamp; the text goes to the sentiment labeler
+   (VADER by default). Why not share one encoder pass: CTranslate2 exposes only Whisper's last
+   encoder layer while the heads read every layer, and faster-whisper pads every call to a
+   30 s window, so one call per segment costs far more than grouped calls (measured by
+   ``emovox bench predict``, docs/RESULTS.md);
+4. one :class:`~emovox.records.SegmentRecord` per segment.
 
 Batches of files run in ``jobs`` worker processes (each loads the model once); a bad file gives
-a :class:`FileResult` with ``error`` set and the batch goes on.
+a :class:`~emovox.records.FileResult` with ``error`` set and the batch goes on. The writers for
+results are in ``emovox.formats``. ``backend="onnx"`` without ``onnx_dir`` exports the model
+once into the cache (``emovox.export.ensure_onnx``, imported only then).
 """
 
 from __future__ import annotations
@@ -36,179 +37,19 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, info
+from .records import FileResult, Scores, SegmentRecord
+from .scoring import BACKENDS, EmotionScorer, make_scorer
 from .vad import Segment, Segmenter, VADConfig
 
 log = logging.getLogger("emovox.predict")
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
-BACKENDS = ("torch", "onnx", "onnx-int8")
-
-
-# ----------------------------------------------------------------------------- records
-
-
-@dataclass
-class Scores:
-    """A label with the probability of every label (``probs`` sums to 1)."""
-
-    label: str
-    probs: dict[str, float]
-
-    @classmethod
-    def from_probs(cls, labels: Sequence[str], probs: Sequence[float]) -> "Scores":
-        p = [float(x) for x in probs]
-        if len(p) != len(labels):
-            raise ValueError(f"{len(p)} probabilities for {len(labels)} labels")
-        return cls(label=labels[int(np.argmax(p))], probs={str(k): round(v, 4) for k, v in zip(labels, p)})
-
-
-@dataclass
-class SegmentRecord:
-    """What emovox says about one speech segment of a recording.
-
-    ``start``/``end`` in seconds from the start of the file; ``valence``, ``arousal`` and
-    ``dominance`` on the model's unit scale (-1 negative/calm/submissive .. +1
-    positive/excited/dominant; None when the model has no such output); ``sentiment`` is the text sentiment of ``transcript``
-    (negative/neutral/positive); ``emotion`` the category from the voice; ``model`` the model
-    version that produced the record.
-    """
-
-    file: str
-    start: float
-    end: float
-    transcript: str
-    sentiment: Scores
-    valence: float | None
-    arousal: float | None
-    dominance: float | None
-    emotion: Scores
-    language: str | None = None
-    model: str = ""
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
-
-    def to_dict(self) -> dict[str, Any]:
-        """Nested, JSON-ready."""
-        return asdict(self)
-
-    def to_row(self) -> dict[str, Any]:
-        """Flat, for CSV: one column per probability (``sentiment_negative``, ``emotion_angry`` ...)."""
-        row: dict[str, Any] = {"file": self.file, "start": self.start, "end": self.end,
-                               "transcript": self.transcript, "language": self.language or "",
-                               "sentiment": self.sentiment.label}
-        row.update({f"sentiment_{k}": v for k, v in self.sentiment.probs.items()})
-        row.update(valence=self.valence, arousal=self.arousal, dominance=self.dominance,
-                   emotion=self.emotion.label)
-        row.update({f"emotion_{k}": v for k, v in self.emotion.probs.items()})
-        row["model"] = self.model
-        return row
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SegmentRecord":
-        d = dict(d)
-        d["sentiment"] = Scores(**d["sentiment"])
-        d["emotion"] = Scores(**d["emotion"])
-        return cls(**d)
-
-
-@dataclass
-class FileResult:
-    """All segments of one file, or the reason it could not be read (``error``).
-
-    ``note`` explains an empty result (e.g. no speech found in a silent file)."""
-
-    file: str
-    segments: list[SegmentRecord] = field(default_factory=list)
-    duration: float | None = None
-    error: str | None = None
-    note: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "duration": self.duration, "error": self.error, "note": self.note,
-                "segments": [s.to_dict() for s in self.segments]}
-
-
-# ----------------------------------------------------------------------------- components
-
-
-@dataclass
-class EmotionScores:
-    """Head outputs for a batch: ``dims`` (B, K) attribute values named by ``attributes``
-    (valence, arousal, dominance), ``probs`` (B, C) category probabilities named by ``labels``."""
-
-    dims: np.ndarray
-    probs: np.ndarray
-    labels: list[str]
-    attributes: list[str] = field(default_factory=lambda: ["valence", "arousal", "dominance"])
-
-
-class EmotionScorer(Protocol):
-    """Audio segments -> emotion head outputs. ``TorchScorer`` and ``export.OnnxScorer``."""
-
-    version: str
-
-    def score(self, audios: Sequence[np.ndarray]) -> EmotionScores: ...
-
-
-def _scores(out: dict[str, Any]) -> EmotionScores:
-    """``EmotionModel.predict_from_pooled``'s dict -> :class:`EmotionScores` (numpy)."""
-
-    def arr(x):
-        return x.detach().float().cpu().numpy() if hasattr(x, "detach") else np.asarray(x, np.float32)
-
-    return EmotionScores(dims=arr(out["dims"]), probs=arr(out["probs"]), labels=list(out["labels"]),
-                         attributes=list(out.get("attributes") or ["valence", "arousal", "dominance"]))
-
-
-class TorchScorer:
-    """The Whisper encoder (PyTorch, one pass per segment) and the emotion heads on the
-    per-layer means of its hidden states.
-
-    ``heads.predict_from_pooled(pooled (B, layers, dim))`` gives V/A/D and category
-    probabilities. ``batch_size`` segments are encoded together (1 by default: no padding,
-    so features match the per-utterance features the heads were trained on).
-    """
-
-    def __init__(self, encoder, heads, version: str = "", batch_size: int = 1):
-        self.encoder = encoder.eval()
-        self.heads = heads.eval() if hasattr(heads, "eval") else heads
-        self.version = version
-        self.batch_size = max(1, int(batch_size))
-
-    def pooled(self, audios: Sequence[np.ndarray]):
-        """(B, layers, dim) float32 tensor of per-layer means for a list of (samples,) arrays."""
-        import torch
-
-        outs = []
-        for i in range(0, len(audios), self.batch_size):
-            part = audios[i:i + self.batch_size]
-            n = max(len(a) for a in part)
-            x = torch.zeros(len(part), n)
-            for j, a in enumerate(part):
-                x[j, : len(a)] = torch.from_numpy(np.asarray(a, np.float32))
-            lengths = torch.tensor([len(a) for a in part])
-            with torch.inference_mode():
-                outs.append(self.encoder(x, lengths).pooled().float())
-        return torch.cat(outs)
-
-    def score(self, audios: Sequence[np.ndarray]) -> EmotionScores:
-        import torch
-
-        pooled = self.pooled(audios)
-        with torch.inference_mode():
-            return _scores(self.heads.predict_from_pooled(pooled))
 
 
 # ----------------------------------------------------------------------------- config
@@ -511,13 +352,6 @@ def _worker_predict(path: str) -> FileResult:
 # ----------------------------------------------------------------------------- loading
 
 
-def default_model_path() -> Path:
-    """The bundled default emotion model file (``emovox/assets``)."""
-    from .emotion_model import default_model_path as _p
-
-    return Path(_p())
-
-
 def load(path: str | os.PathLike | None = None, *, backend: str = "torch", transcriber: str | None = "whisper-tiny.en",
          language: str | None = None, sentiment: str = "vader", threads: int = 2, device: str = "cpu",
          vad: VADConfig | dict | None = None, onnx_dir: str | os.PathLike | None = None,
@@ -529,7 +363,7 @@ def load(path: str | os.PathLike | None = None, *, backend: str = "torch", trans
     first use into the cache directory)."""
     import torch
 
-    from .emotion_model import EmotionModel
+    from .emotion_model import EmotionModel, default_model_path
 
     torch.set_num_threads(threads)
     cfg = PredictConfig(transcriber=transcriber or "none", language=language, sentiment=sentiment,
@@ -540,16 +374,8 @@ def load(path: str | os.PathLike | None = None, *, backend: str = "torch", trans
         raise FileNotFoundError(f"emotion model not found: {model_path}")
     heads = EmotionModel.load(model_path)
     version = model_version(heads, model_path)
-    if backend.startswith("onnx"):
-        from .export import OnnxScorer, ensure_onnx
-
-        quantize = "int8" if backend == "onnx-int8" else None
-        scorer = OnnxScorer(ensure_onnx(model_path, onnx_dir, quantize=quantize), version=version, threads=threads)
-    else:
-        from .encoders import load_encoder
-
-        encoder = load_encoder(heads.encoder_name, device=device, **heads.encoder_options)
-        scorer = TorchScorer(encoder, heads, version=version, batch_size=cfg.batch_segments)
+    scorer = make_scorer(model_path, heads, backend, onnx_dir=onnx_dir, device=device, threads=threads,
+                         batch_size=cfg.batch_segments, version=version)
     tr = None
     if cfg.transcriber and cfg.transcriber != "none":
         from .text.transcribe import get_transcriber
@@ -585,167 +411,3 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[str]:
         else:
             out.append(str(p))
     return out
-
-
-# ----------------------------------------------------------------------------- output
-
-
-def _records(results: Iterable[FileResult | SegmentRecord]) -> Iterator[SegmentRecord]:
-    for r in results:
-        if isinstance(r, FileResult):
-            yield from r.segments
-        else:
-            yield r
-
-
-def format_jsonl(results: Iterable[FileResult | SegmentRecord]) -> Iterator[str]:
-    """One JSON object per segment (``SegmentRecord.to_dict``), one per line."""
-    from .utils import json_dumps
-
-    for r in _records(results):
-        yield json_dumps(r.to_dict()) + "\n"
-
-
-def format_csv(results: Iterable[FileResult | SegmentRecord]) -> Iterator[str]:
-    """CSV with the columns of ``SegmentRecord.to_row`` (header from the first record)."""
-    import csv
-    import io
-
-    writer, buf = None, io.StringIO()
-    for r in _records(results):
-        row = r.to_row()
-        if writer is None:
-            writer = csv.DictWriter(buf, fieldnames=list(row), extrasaction="ignore")
-            writer.writeheader()
-        writer.writerow(row)
-        yield buf.getvalue()
-        buf.seek(0)
-        buf.truncate()
-
-
-def format_table(results: Iterable[FileResult | SegmentRecord], width: int = 60) -> Iterator[str]:
-    """A readable fixed-width table, one row per segment; files with no segments or errors
-    get a one-line note."""
-    head = f"{'start':>8} {'end':>8}  {'emotion':<16} {'val':>5} {'aro':>5} {'dom':>5}  {'sentiment':<12} transcript"
-    current = None
-    for r in results:
-        if isinstance(r, FileResult):
-            yield f"\n{r.file}" + (f"  ({r.duration:.1f} s)" if r.duration is not None else "") + "\n"
-            if r.error:
-                yield f"  error: {r.error}\n"
-                continue
-            if not r.segments:
-                yield f"  {r.note or 'no segments'}\n"
-                continue
-            yield head + "\n"
-            for s in r.segments:
-                yield _table_row(s, width)
-        else:
-            if r.file != current:
-                current = r.file
-                yield f"\n{r.file}\n{head}\n"
-            yield _table_row(r, width)
-
-
-def _table_row(s: SegmentRecord, width: int) -> str:
-    emo = f"{s.emotion.label} {s.emotion.probs.get(s.emotion.label, 0):.2f}"
-    sen = f"{s.sentiment.label} {s.sentiment.probs.get(s.sentiment.label, 0):.2f}"
-    text = s.transcript if len(s.transcript) <= width else s.transcript[: width - 3] + "..."
-    v, a, d = (f"{x:>5.2f}" if x is not None else f"{'-':>5}" for x in (s.valence, s.arousal, s.dominance))
-    return f"{_clock(s.start):>8} {_clock(s.end):>8}  {emo:<16} {v} {a} {d}  {sen:<12} {text}\n"
-
-
-def _clock(t: float) -> str:
-    m, s = divmod(t, 60)
-    h, m = divmod(int(m), 60)
-    return f"{h}:{m:02d}:{s:04.1f}" if h else f"{m}:{s:04.1f}"
-
-
-FORMATS = {"jsonl": format_jsonl, "csv": format_csv, "table": format_table}
-
-
-# ----------------------------------------------------------------------------- plot
-
-
-def plot_timeline(records: Sequence[SegmentRecord], path: str | os.PathLike, title: str = "") -> Path:
-    """A PNG timeline of one recording: valence and arousal per segment (steps over time) and
-    the emotion category of each segment as coloured spans."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .utils import atomic_open
-
-    labels = sorted({l for r in records for l in r.emotion.probs}) or ["none"]
-    colours = {l: plt.get_cmap("tab10")(i % 10) for i, l in enumerate(labels)}
-    end = max((r.end for r in records), default=1.0)
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8.0, min(24.0, end / 10)), 5), sharex=True,
-                                   gridspec_kw={"height_ratios": [3, 1]})
-    for key, style, colour in (("valence", "-", "C0"), ("arousal", "--", "C3")):
-        points = [r for r in records if getattr(r, key) is not None]
-        for j, r in enumerate(points):
-            ax1.plot([r.start, r.end], [getattr(r, key)] * 2, style, color=colour, lw=2,
-                     label=key if j == 0 else None)
-    ax1.axhline(0, color="grey", lw=0.5)
-    ax1.set_ylim(-1.05, 1.05)
-    ax1.set_ylabel("value")
-    if any(r.valence is not None or r.arousal is not None for r in records):
-        ax1.legend(loc="upper right")
-    for r in records:
-        ax2.axvspan(r.start, r.end, color=colours[r.emotion.label], alpha=0.8)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[l]) for l in labels]
-    ax2.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=min(len(labels), 8),
-               fontsize="small", frameon=False)
-    ax2.set_yticks([])
-    ax2.set_xlabel("time (s)")
-    ax2.set_xlim(0, end)
-    ax1.set_title(title or (records[0].file if records else ""))
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
-    return path
-
-
-# ----------------------------------------------------------------------------- demo
-
-
-DEMO_SENTENCES = (
-    "Hello everyone, thank you for coming today.",
-    "I am absolutely delighted with the results, this is wonderful news and I love it.",
-    "Unfortunately the second project was a terrible failure and we lost a lot of money.",
-    "I am angry and disappointed, this is awful and nobody cares.",
-    "The meeting will continue after a short break at three o'clock.",
-    "But I am hopeful, the team is great and next year will be fantastic.",
-)
-
-
-def demo_recording(path: str | os.PathLike, pause: float = 0.8) -> Path:
-    """Write an example recording (about 25 s, 16 kHz WAV/FLAC by suffix): sentences of
-    differing sentiment spoken by espeak-ng, separated by ``pause`` s of silence."""
-    import soundfile as sf
-
-    from .text.synth import synthesize_array
-    from .utils import atomic_open
-
-    gap = np.zeros(int(pause * SAMPLE_RATE), np.float32)
-    parts = [gap[: len(gap) // 2]]
-    for i, text in enumerate(DEMO_SENTENCES):
-        parts += [synthesize_array(text, pitch=40 + 8 * (i % 3)), gap]
-    audio = np.concatenate(parts)
-    path = Path(path)
-    fmt = "FLAC" if path.suffix.lower() == ".flac" else "WAV"
-    with atomic_open(path, "wb") as f:
-        sf.write(f, audio, SAMPLE_RATE, format=fmt, subtype="PCM_16")
-    return path
-
-
-def failures_summary(results: Sequence[FileResult]) -> str:
-    """Lines for stderr: one per failed file, then a count."""
-    bad = [r for r in results if not r.ok]
-    if not bad:
-        return ""
-    lines = [f"  {r.file}: {r.error}" for r in bad]
-    return f"{len(bad)} of {len(results)} file(s) failed:\n" + "\n".join(lines) + "\n"

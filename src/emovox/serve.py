@@ -119,7 +119,7 @@ def create_app(predictor=None, loader: Callable[[], Any] | None = None, config: 
     from fastapi import FastAPI, File, Form, HTTPException, UploadFile
     from fastapi.concurrency import run_in_threadpool
 
-    from . import __version__
+    from .version import __version__
     from .audio import AudioError, info
     from .vad import VADConfig
 

@@ -19,7 +19,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..cli import main
-    from ..predict import demo_recording
+    from ..text.synth import demo_recording
     from ..utils import cache_dir
 
     path = Path(args.audio) if args.audio else cache_dir("demo") / "emovox-demo.wav"

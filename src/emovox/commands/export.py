@@ -28,7 +28,8 @@ def register(sub) -> None:
 def run_onnx(args) -> int:
     import numpy as np
 
-    from ..export import compare, export_onnx
+    from ..export import export_onnx
+    from ..scoring import compare
     from ..utils import json_dumps
 
     res = export_onnx(args.model, args.output, opset=args.opset, quantize=args.quantize)

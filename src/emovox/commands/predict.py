@@ -50,7 +50,10 @@ def _format(args) -> str:
 
 
 def run(args) -> int:
-    from ..predict import FORMATS, expand_inputs, failures_summary, load, plot_timeline
+    from ..formats import FORMATS
+    from ..predict import expand_inputs, load
+    from ..records import failures_summary
+    from ..report.timeline import plot_timeline
     from ..utils import atomic_open
     from ..vad import VADConfig
 

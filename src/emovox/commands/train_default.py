@@ -1,5 +1,6 @@
 """``emovox train-default``: train the bundled default emotion model (the probe on Whisper tiny.en,
-RAVDESS, emotion category + valence/arousal/dominance) from one command."""
+RAVDESS, emotion category + valence/arousal/dominance) from one command. The recipe is
+:mod:`emovox.recipes.default_model`."""
 
 from __future__ import annotations
 
@@ -35,43 +36,19 @@ def register(sub) -> None:
 
 
 def _run(args) -> int:
-    import datetime
     import logging
 
-    from ..corpora import prepare
-    from ..emotion_model import (ATTRIBUTE_NAMES, EMOTION_VAD, INTENSITY_SCALE, category_vad, speech_trimmed,
-                                 train_emotion_model)
-    from ..manifest import Manifest
-    from ..recipes.probe import ProbeRecipeConfig, load_features
-    from ..utils import json_safe
+    from ..recipes.default_model import train_default_model
     from ..utils import json_dumps, write_json
 
-    log = logging.getLogger("emovox.train_default")
-    manifest = Manifest.load(args.manifest) if args.manifest else prepare("ravdess", args.root)
-    if "emotion" not in manifest.labels:
-        raise ValueError(f"{args.manifest or args.root}: the manifest has no emotion labels")
-    cfg = ProbeRecipeConfig(features=args.encoder, target="emotion", attributes=list(ATTRIBUTE_NAMES),
-                            speaker_norm="off", seed=args.seed, jobs=args.jobs, cache_dir=args.cache_dir,
-                            linear=False)
-    if not args.no_speech_copies:
-        copies = speech_trimmed(manifest)
-        log.info("%d of %d clips have a speech-trimmed copy", len(copies), len(manifest))
-        manifest = manifest.replace(manifest.records + copies.records)
-    features, failed = load_features(manifest, cfg)
-    targets = category_vad(manifest)
-    today = datetime.date.today().isoformat()
-    meta = {"trained": today, "corpus": manifest.corpus, "licence": "CC BY-NC-SA 4.0 (RAVDESS): non-commercial use",
-            "attribute_targets": "category prototype coordinates (Russell & Mehrabian-style table) x intensity",
-            "vad_table": {k: list(v) for k, v in EMOTION_VAD.items()}, "intensity_scale": INTENSITY_SCALE,
-            "speech_copies": not args.no_speech_copies, "failed": failed}
-    model, report = train_emotion_model(manifest, features, targets, cfg, cv_folds=args.cv_folds,
-                                        epochs=args.epochs, version=args.version or f"ravdess-probe-{today}",
-                                        meta=meta)
-    path = model.save(args.output)
-    report = json_safe({**report, "output": str(path), "version": model.version, "failed": failed})
+    path, report = train_default_model(args.output, root=args.root, manifest_path=args.manifest,
+                                       encoder=args.encoder, cv_folds=args.cv_folds, epochs=args.epochs,
+                                       speech_copies=not args.no_speech_copies, seed=args.seed,
+                                       version=args.version, jobs=args.jobs, cache_dir=args.cache_dir)
     cv = report.get("cross_validation", {}).get("probe", {})
-    log.info("wrote %s (%d epochs); cross-validated %s", path, report["final_epochs"],
-             ", ".join(f"{k}={v['mean']:.3f}±{v['std']:.3f}" for k, v in cv.items()))
+    logging.getLogger("emovox.train_default").info(
+        "wrote %s (%d epochs); cross-validated %s", path, report["final_epochs"],
+        ", ".join(f"{k}={v['mean']:.3f}±{v['std']:.3f}" for k, v in cv.items()))
     if args.report:
         write_json(args.report, report)
     if args.json:

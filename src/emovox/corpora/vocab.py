@@ -8,7 +8,7 @@ that class indices mean the same thing across corpora. The corpus' own code is k
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Iterable
 
 EMOTIONS: tuple[str, ...] = (
     "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised",
@@ -96,13 +96,3 @@ def vocabulary(labels: Iterable[str | None]) -> list[str]:
     """The labels used, in :data:`EMOTIONS` order (unknown labels after, sorted)."""
     used = {x for x in labels if x is not None}
     return [e for e in EMOTIONS if e in used] + sorted(used - set(EMOTIONS))
-
-
-def map_label(code: str | None, table: Mapping[str, str], corpus: str) -> str | None:
-    """``table[code]``; None for a missing code; ValueError naming the corpus for an unknown one."""
-    if code is None:
-        return None
-    try:
-        return table[code]
-    except KeyError:
-        raise ValueError(f"{corpus}: unknown emotion code {code!r} (known: {sorted(table)})") from None

@@ -1,4 +1,5 @@
-"""Text to speech with espeak-ng, for generated test clips and the demo recording.
+"""Text to speech with espeak-ng, for generated test clips and the demo recording
+(:func:`demo_recording`).
 
 The ``espeakng-loader`` package (``pip install 'emovox[tts]'``) ships the espeak-ng shared
 library and its data; this module drives the library's C API through ctypes in synchronous
@@ -122,4 +123,32 @@ def synthesize(text: str, path: str | os.PathLike, voice: str = "en-us", rate: i
     fmt = {".flac": "FLAC", ".ogg": "OGG"}.get(path.suffix.lower(), "WAV")
     with atomic_open(path, "wb") as f:
         sf.write(f, audio, sample_rate, format=fmt, subtype="PCM_16" if fmt != "OGG" else "VORBIS")
+    return path
+
+
+DEMO_SENTENCES = (
+    "Hello everyone, thank you for coming today.",
+    "I am absolutely delighted with the results, this is wonderful news and I love it.",
+    "Unfortunately the second project was a terrible failure and we lost a lot of money.",
+    "I am angry and disappointed, this is awful and nobody cares.",
+    "The meeting will continue after a short break at three o'clock.",
+    "But I am hopeful, the team is great and next year will be fantastic.",
+)
+"""What the demo recording says (``emovox demo``): sentences of differing sentiment."""
+
+
+def demo_recording(path: str | os.PathLike, pause: float = 0.8) -> Path:
+    """Write an example recording (about 25 s, 16 kHz WAV/FLAC by suffix): :data:`DEMO_SENTENCES`
+    spoken by espeak-ng at alternating pitches, separated by ``pause`` s of silence."""
+    import soundfile as sf
+
+    gap = np.zeros(int(pause * SAMPLE_RATE), np.float32)
+    parts = [gap[: len(gap) // 2]]
+    for i, text in enumerate(DEMO_SENTENCES):
+        parts += [synthesize_array(text, pitch=40 + 8 * (i % 3)), gap]
+    audio = np.concatenate(parts)
+    path = Path(path)
+    fmt = "FLAC" if path.suffix.lower() == ".flac" else "WAV"
+    with atomic_open(path, "wb") as f:
+        sf.write(f, audio, SAMPLE_RATE, format=fmt, subtype="PCM_16")
     return path

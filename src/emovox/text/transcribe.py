@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Union
 
 import logging
 
@@ -136,10 +135,6 @@ class Transcriber(ABC):
             raise AudioError(where, f"{self.name} failed: {type(e).__name__}: {e}") from e
         t.duration = len(x) / SAMPLE_RATE
         return t
-
-    def transcribe_batch(self, audios: Sequence[AudioInput], language: str | None = None) -> list[Transcript]:
-        """Several clips, in order (one at a time: on CPU, batching short clips gains little)."""
-        return [self.transcribe(a, language) for a in audios]
 
     __call__ = transcribe
 
@@ -339,10 +334,3 @@ def _build(name: str, config: TranscriberConfig) -> Transcriber:
         return HFWhisperTranscriber(name, config)
     raise ValueError(f"unknown transcriber {name!r}; use one of {', '.join(TRANSCRIBERS)}, hf:MODEL_ID, "
                      "faster-whisper:SIZE or a model directory")
-
-
-def timed_transcribe(t: Transcriber, audio: AudioInput, language: str | None = None) -> tuple[Transcript, float]:
-    """(transcript, seconds of wall clock spent), for real-time-factor measurements."""
-    t0 = time.perf_counter()
-    out = t.transcribe(audio, language)
-    return out, time.perf_counter() - t0
