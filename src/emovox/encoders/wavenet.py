@@ -115,7 +115,7 @@ class WaveNetASR(Encoder):
     """speech-to-text-wavenet as an :class:`Encoder` with a CTC output.
 
     ``forward(audio (B, S) 16 kHz, lengths (B,)) -> EncoderOutput`` (15 gated states);
-    :meth:`ctc_log_probs`, :meth:`loss`, :meth:`transcribe`, :meth:`training_step` for ASR.
+    :meth:`ctc_log_probs` for ASR; training and decoding live in :mod:`emovox.recipes.wavenet_asr`.
     """
 
     frame_rate = 100.0
@@ -197,62 +197,6 @@ class WaveNetASR(Encoder):
         feats, frames = self.features(audio, lengths)
         _, logp, frames = self.forward_features(feats, frames)
         return logp, frames
-
-    def loss(self, log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
-             target_lengths: torch.Tensor) -> torch.Tensor:
-        """CTC loss (mean over the batch of per-utterance loss / target length)."""
-        from ..train.losses import ctc_loss
-
-        return ctc_loss(log_probs, targets, lengths, target_lengths, blank=self.vocab.blank)
-
-    def training_step(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        """For :class:`emovox.train.Trainer`: ``batch`` holds ``audio`` (B, S) with
-        ``audio_lengths`` (or ``feats``/``feats_lengths``: MFCCs), and ``targets`` (B, U) token ids
-        with ``targets_lengths`` (see :func:`emovox.train.pad_collate`)."""
-        logp, frames = self._log_probs(batch)
-        loss = self.loss(logp, frames, batch["targets"], self._target_lengths(batch))
-        return loss, {"ctc": float(loss.detach())}
-
-    def _log_probs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        if "feats" in batch:
-            _, logp, frames = self.forward_features(batch["feats"], batch.get("feats_lengths"))
-            return logp, frames
-        return self.ctc_log_probs(batch["audio"], batch.get("audio_lengths"))
-
-    @staticmethod
-    def _target_lengths(batch: dict) -> torch.Tensor:
-        targets = batch["targets"]
-        tl = batch.get("targets_lengths")
-        if tl is None:
-            tl = torch.full((targets.shape[0],), targets.shape[1], dtype=torch.long, device=targets.device)
-        return tl
-
-    @torch.no_grad()
-    def validation(self, batches) -> dict[str, float]:
-        """The Trainer's evaluation hook: mean CTC loss (``ctc``) and greedy-decoding character
-        error rate (``cer``) over the batches (monitor ``cer`` with mode ``min``)."""
-        from ..evaluate.wer import cer
-
-        total, n, refs, hyps = 0.0, 0, [], []
-        for batch in batches:
-            logp, frames = self._log_probs(batch)
-            tl = self._target_lengths(batch)
-            total += float(self.loss(logp, frames, batch["targets"], tl)) * len(tl)
-            n += len(tl)
-            hyps += self.decode(logp, frames)
-            refs += [self.vocab.decode(t[:int(k)].tolist()) for t, k in zip(batch["targets"], tl)]
-        return {"ctc": total / max(n, 1), "cer": cer(refs, hyps, normalize=False)}
-
-    @torch.no_grad()
-    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-        """Greedy (best path) decoding of CTC log-probabilities to text."""
-        from ..heads.ctc import greedy_decode
-
-        return [self.vocab.decode(ids) for ids in greedy_decode(log_probs, lengths, blank=self.vocab.blank)]
-
-    @torch.no_grad()
-    def transcribe(self, audio: torch.Tensor, lengths: torch.Tensor | None = None) -> list[str]:
-        return self.decode(*self.ctc_log_probs(audio, lengths))
 
     # ------------------------------------------------------------------ files
 

@@ -132,7 +132,8 @@ def run_folds(folds: Sequence[Any], run_fold: Callable[[Any], FoldResult], distr
                 raise
             log.warning("fold %s failed and is left out: %s", name, e)
             continue
-        log.info("fold %s: %s", res.fold, ", ".join(f"{k}={v:.4g}" for k, v in res.metrics.items()))
+        log.info("fold %s: %s", res.fold, ", ".join(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}"
+                                                 for k, v in res.metrics.items()))
         results.append((i, res))
     if multi:
         gathered: list[Any] = [None] * distributed.world_size()

@@ -275,8 +275,8 @@ def compute_metrics(y_true: Any = None, y_pred: Any = None, num_classes: int | N
         else:
             out.update(ua=math.nan, wa=math.nan, weighted_f1=math.nan)
     if a_true is not None and a_pred is not None and len(attributes):
-        t = np.asarray(a_true, dtype=np.float64).reshape(len(np.asarray(a_true)), -1)
-        p = np.asarray(a_pred, dtype=np.float64).reshape(t.shape[0], -1)
+        t = np.asarray(a_true, dtype=np.float64).reshape(-1, len(attributes))
+        p = np.asarray(a_pred, dtype=np.float64).reshape(-1, len(attributes))
         if t.shape != p.shape or t.shape[1] != len(attributes):
             raise ValueError(f"a_true {t.shape}, a_pred {p.shape} and {len(attributes)} attribute names disagree")
         cccs = []

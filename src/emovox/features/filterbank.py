@@ -59,15 +59,6 @@ class FilterbankConfig:
         if (self.f_max or self.sample_rate / 2) > self.sample_rate / 2:
             raise ValueError(f"f_max {self.f_max} is above the Nyquist frequency {self.sample_rate / 2}")
 
-    @classmethod
-    def from_ms(cls, window_ms: float = 25.0, hop_ms: float = 10.0, sample_rate: int = 16000,
-                **kw) -> "FilterbankConfig":
-        """A config from window and hop in milliseconds; n_fft is the next power of two."""
-        win = int(round(window_ms * sample_rate / 1000))
-        hop = int(round(hop_ms * sample_rate / 1000))
-        kw.setdefault("n_fft", 1 << max(0, math.ceil(math.log2(win))))
-        return cls(sample_rate=sample_rate, win_length=win, hop_length=hop, **kw)
-
     @property
     def frame_rate(self) -> float:
         """Frames per second."""

@@ -10,7 +10,7 @@ model, so inference needs nothing else).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -91,6 +91,3 @@ class Probe(nn.Module):
         h = self.hidden(self.combine(features))
         return ProbeOutput(self.classifier(h) if self.classifier is not None else None,
                            self.regressor(h) if self.regressor is not None else None)
-
-    def config_dict(self) -> dict:
-        return asdict(self.config)
