@@ -116,11 +116,39 @@ FEATURES = ("lfbe", "mfcc", "descriptors", "egemaps", "egemaps-lld")
 """Built-in feature names; any encoder name is accepted as well."""
 
 
-def get_extractor(name: str, **options) -> Extractor:
-    """The extractor for a feature name or, failing that, for an encoder name."""
-    if name in _REGISTRY:
-        return _REGISTRY[name](**options)
-    return EncoderExtractor(name, **options)
+class CorruptedExtractor(Extractor):
+    """Another extractor run on corrupted copies of the clips (:mod:`emovox.features.corrupt`:
+    noise, reverberation, telephone band, codecs ...). The corruption spec and seed are part of
+    the cache key, and each clip's corruption is a function of its own samples, so a rerun reads
+    the same features back."""
+
+    def __init__(self, inner: Extractor, spec: str, seed: int = 0):
+        from .features.corrupt import parse
+
+        parse(spec)  # a bad spec fails here, not in a worker
+        self.inner, self.spec, self.seed = inner, spec, int(seed)
+        self.name = f"{inner.name}+{spec}"
+        self.batch_seconds, self.min_seconds = inner.batch_seconds, inner.min_seconds
+
+    @property
+    def sample_rate(self) -> int:  # an encoder's rate is known once it is loaded
+        return self.inner.sample_rate
+
+    def config(self) -> dict[str, Any]:
+        return {**self.inner.config(), "corrupt": self.spec, "corrupt_seed": self.seed}
+
+    def extract_batch(self, audios):
+        from .features.corrupt import corrupt
+
+        return self.inner.extract_batch([corrupt(a, self.spec, self.sample_rate, self.seed) for a in audios])
+
+
+def get_extractor(name: str, corrupt: str | None = None, corrupt_seed: int = 0, **options) -> Extractor:
+    """The extractor for a feature name or, failing that, for an encoder name; with ``corrupt``
+    (a spec of :mod:`emovox.features.corrupt`, e.g. ``"noise:10"``, ``"telephone"``) it reads
+    corrupted copies of the clips."""
+    inner = _REGISTRY[name](**options) if name in _REGISTRY else EncoderExtractor(name, **options)
+    return CorruptedExtractor(inner, corrupt, corrupt_seed) if corrupt and corrupt != "clean" else inner
 
 
 # ----------------------------------------------------------------------------- results

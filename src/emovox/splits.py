@@ -254,6 +254,28 @@ def holdout(records: Manifest | Iterable[Utterance], fraction: float = 0.1,
     return _split_validation(ids, {r.id: r for r in recs}, fraction, seed)
 
 
+def balanced_subset(manifest: Manifest, n: int, seed: int = 0, label: str = "emotion") -> Manifest:
+    """At most ``n`` utterances of ``manifest`` spread evenly over (speaker, ``label``) groups:
+    groups are visited in a seeded order, one utterance at a time, each group's utterances in a
+    seeded order, until ``n`` are taken. Deterministic for a seed; the manifest order is kept."""
+    if n >= len(manifest):
+        return manifest
+    rng = random.Random(seed)
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for r in manifest.records:
+        groups[(str(r.speaker or r.id), str(r.get(label)))].append(r.id)
+    queues = [groups[k][:] for k in sorted(groups)]
+    for q in queues:
+        rng.shuffle(q)
+    rng.shuffle(queues)
+    chosen: set[str] = set()
+    while len(chosen) < n:
+        for q in queues:
+            if q and len(chosen) < n:
+                chosen.add(q.pop())
+    return manifest.filter(lambda r: r.id in chosen)
+
+
 def _is_validation_split(split: str) -> bool:
     s = split.lower()
     return s in VALIDATION_SPLITS or s.startswith("dev")

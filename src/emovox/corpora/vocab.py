@@ -96,3 +96,26 @@ def vocabulary(labels: Iterable[str | None]) -> list[str]:
     """The labels used, in :data:`EMOTIONS` order (unknown labels after, sorted)."""
     used = {x for x in labels if x is not None}
     return [e for e in EMOTIONS if e in used] + sorted(used - set(EMOTIONS))
+
+
+MODEL_EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+"""The bundled model's categories: the emotions that at least two of its training corpora
+annotate (RAVDESS, TESS, ASED, nEMO, TurEV-DB), in :data:`EMOTIONS` order."""
+
+TO_MODEL: dict[str, str | None] = {
+    **{e: e for e in MODEL_EMOTIONS},
+    # calm (RAVDESS, TurEV-DB) is a low-arousal, non-emotional delivery: listeners confuse it
+    # with neutral more than with anything else, and no corpus but those two has it, so a
+    # separate class would be learnt from two corpora' idea of it. It counts as neutral.
+    "calm": "neutral",
+    # TESS's "pleasant surprise" is already read as surprised by the importer (vocab TESS).
+    # Boredom (EmoDB), excitement, frustration, contempt and "other" have no model class: such
+    # clips train only the valence/arousal/dominance head and are left out of category scores.
+    "bored": None, "excited": None, "frustrated": None, "contempt": None, "other": None,
+}
+"""Common emotion label -> the model's category (None: no category)."""
+
+
+def model_label(label: str | None) -> str | None:
+    """A manifest's emotion label on the model's categories (:data:`TO_MODEL`), or None."""
+    return TO_MODEL.get(label) if label is not None else None
