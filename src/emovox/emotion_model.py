@@ -49,8 +49,20 @@ class EmotionModelConfig:
     labels: list[str] = field(default_factory=list)  # category vocabulary, logits order
     attributes: list[str] = field(default_factory=lambda: ["valence", "arousal", "dominance"])
     probe: dict[str, Any] = field(default_factory=dict)  # ProbeConfig fields
+    temperature: float = 1.0  # calibration: probabilities are softmax(logits / temperature)
     version: str = ""
     meta: dict[str, Any] = field(default_factory=dict)  # training data, targets, metrics, licence
+
+
+def adapt_to_recording(pooled: np.ndarray, train_mean: np.ndarray) -> np.ndarray:
+    """Per-recording adaptation: shift the pooled features (N, L, D) of one recording's segments
+    so that their mean is the training features' mean (L, D). It removes what all segments
+    share (voice, microphone, room, language) and keeps how they differ; it hurts when they
+    differ little (one emotion throughout) and means nothing for one segment (unchanged)."""
+    x = np.asarray(pooled, dtype=np.float32)
+    if len(x) < 2:
+        return x
+    return (x - x.mean(0, keepdims=True) + np.asarray(train_mean, np.float32)[None]).astype(np.float32)
 
 
 class EmotionModel(nn.Module):
@@ -93,7 +105,8 @@ class EmotionModel(nn.Module):
     def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.probe(pooled)
         B = pooled.shape[0]
-        probs = out.logits.softmax(-1) if out.logits is not None else pooled.new_zeros(B, 0)
+        probs = ((out.logits / self.config.temperature).softmax(-1) if out.logits is not None
+                 else pooled.new_zeros(B, 0))
         dims = out.attributes.clamp(-1.0, 1.0) if out.attributes is not None else pooled.new_zeros(B, 0)
         return probs, dims
 

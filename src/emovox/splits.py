@@ -78,7 +78,7 @@ def _groups(records: Iterable[Utterance]) -> dict[str, list[str]]:
     return dict(g)
 
 
-def _balanced(groups: dict[str, list[str]], k: int, seed: int) -> list[list[str]]:
+def balanced_bins(groups: dict[str, list[str]], k: int, seed: int) -> list[list[str]]:
     """Assign whole groups to ``k`` bins, biggest first into the emptiest bin (seeded ties)."""
     order = sorted(groups)
     random.Random(seed).shuffle(order)
@@ -154,7 +154,7 @@ def _kfold(manifest: Manifest, k: int, validation: float, seed: int) -> list[Fol
         raise SplitError(f"kfold needs k >= 2, got {k}")
     if len(groups) < k:
         raise SplitError(f"kfold with k={k} needs at least {k} speakers, found {len(groups)}")
-    bins = _balanced(groups, k, seed)
+    bins = balanced_bins(groups, k, seed)
     return [_fold(f"fold{i + 1}", manifest, {u for g in b for u in groups[g]}, validation, seed + i)
             for i, b in enumerate(bins)]
 

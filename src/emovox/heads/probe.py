@@ -1,5 +1,7 @@
 """The SUPERB-style probe: a frozen encoder's layers -> softmax-weighted sum -> mean over time ->
-2-layer head (hidden 256) -> emotion logits and/or attribute values.
+2-layer head (hidden 256) -> emotion logits and/or attribute values. The same module holds the
+simpler heads compared against it: all layers side by side (``combine="concat"``), with a hidden
+layer (an MLP) or without (``hidden=0``: a linear model).
 
 Mean over time and the layer-weighted sum commute, so the probe reads cached pooled features
 ``(batch, layers, dim)`` (see :meth:`emovox.encoders.base.EncoderOutput.pooled`); it also
@@ -27,9 +29,10 @@ class ProbeConfig:
     dim: int
     num_classes: int = 0  # 0 = no category head
     num_attributes: int = 0  # 0 = no attribute head (3 for valence, arousal, dominance)
-    hidden: int = 256
+    hidden: int = 256  # 0 = no hidden layer: linear heads
     dropout: float = 0.1
     clip: float | None = None  # clip standardised inputs to +-clip (None = no clipping)
+    combine: str = "weighted"  # "weighted": softmax-weighted sum of layers (SUPERB); "concat": all layers side by side
 
     def __post_init__(self) -> None:
         if self.num_layers < 1 or self.dim < 1:
@@ -38,6 +41,10 @@ class ProbeConfig:
             raise ValueError("ProbeConfig: the probe needs a category head, an attribute head or both")
         if self.num_classes == 1:
             raise ValueError("ProbeConfig: a category head needs at least 2 classes")
+        if self.combine not in ("weighted", "concat"):
+            raise ValueError(f"ProbeConfig: combine must be 'weighted' or 'concat', got {self.combine!r}")
+        if self.hidden < 0:
+            raise ValueError(f"ProbeConfig: hidden must be >= 0, got {self.hidden}")
 
 
 @dataclass
@@ -57,9 +64,14 @@ class Probe(nn.Module):
         self.layer_logits = nn.Parameter(torch.zeros(L))
         self.register_buffer("feature_mean", torch.zeros(L, D))
         self.register_buffer("feature_std", torch.ones(L, D))
-        self.hidden = nn.Sequential(nn.Linear(D, config.hidden), nn.ReLU(), nn.Dropout(config.dropout))
-        self.classifier = nn.Linear(config.hidden, config.num_classes) if config.num_classes else None
-        self.regressor = nn.Linear(config.hidden, config.num_attributes) if config.num_attributes else None
+        width = L * D if config.combine == "concat" else D
+        if config.hidden:
+            self.hidden = nn.Sequential(nn.Linear(width, config.hidden), nn.ReLU(), nn.Dropout(config.dropout))
+            width = config.hidden
+        else:
+            self.hidden = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(width, config.num_classes) if config.num_classes else None
+        self.regressor = nn.Linear(width, config.num_attributes) if config.num_attributes else None
 
     def layer_weights(self) -> torch.Tensor:
         """(L,) softmax of the learnt layer logits."""
@@ -73,13 +85,16 @@ class Probe(nn.Module):
         self.feature_std.copy_(pooled.std(0, unbiased=False).clamp_min(eps))
 
     def combine(self, pooled: torch.Tensor) -> torch.Tensor:
-        """(B, L, D) -> standardised, layer-weighted sum (B, D)."""
+        """(B, L, D) -> standardised, layer-weighted sum (B, D), or with ``combine="concat"`` the
+        standardised layers side by side (B, L * D)."""
         if pooled.dim() != 3 or pooled.shape[1:] != self.feature_mean.shape:
             raise ValueError(f"Probe expects (batch, {self.config.num_layers}, {self.config.dim}) "
                              f"features, got {tuple(pooled.shape)}")
         x = (pooled.float() - self.feature_mean) / self.feature_std
         if self.config.clip:
             x = x.clamp(-self.config.clip, self.config.clip)
+        if self.config.combine == "concat":
+            return x.reshape(len(x), -1)
         return (self.layer_weights()[None, :, None] * x).sum(1)
 
     def forward(self, features: torch.Tensor | Sequence[torch.Tensor],

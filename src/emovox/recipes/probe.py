@@ -51,9 +51,11 @@ class ProbeRecipeConfig:
     feature_options: dict[str, Any] = field(default_factory=dict)
     target: str | None = "emotion"  # categorical label name, or None for attributes only
     attributes: list[str] = field(default_factory=list)  # e.g. ["valence", "arousal", "dominance"]
-    hidden: int = 256
+    hidden: int = 256  # 0: no hidden layer
+    combine: str = "weighted"  # "weighted" (SUPERB's layer-weighted sum) or "concat" (all layers side by side)
     dropout: float = 0.1
     lr: float = 1e-4
+    weight_decay: float = 0.0
     batch_size: int = 32
     max_epochs: int = 50
     patience: int | None = None  # None = all epochs, keep the best on validation
@@ -86,6 +88,8 @@ class ProbeData:
     x: np.ndarray
     targets: Targets
     failed: list[str] = field(default_factory=list)
+    class_mask: np.ndarray | None = None  # (N, C) bool: the classes each row's corpus annotates
+    weight: np.ndarray | None = None  # (N,) training weight of each row (corpus/class balance)
 
     ids = property(lambda self: self.targets.ids)
     speakers = property(lambda self: self.targets.speakers)
@@ -96,10 +100,12 @@ class ProbeData:
 
     def subset(self, idx: Sequence[int]) -> "ProbeData":
         idx = np.asarray(idx, dtype=np.int64)
-        return ProbeData(self.x[idx], self.targets.subset(idx))
+        return ProbeData(self.x[idx], self.targets.subset(idx), [],
+                         None if self.class_mask is None else self.class_mask[idx],
+                         None if self.weight is None else self.weight[idx])
 
     def replace_x(self, x: np.ndarray) -> "ProbeData":
-        return ProbeData(x, self.targets, self.failed)
+        return ProbeData(x, self.targets, self.failed, self.class_mask, self.weight)
 
 
 def as_layers(features: np.ndarray) -> np.ndarray:
@@ -136,6 +142,8 @@ class _Items(torch.utils.data.Dataset):
         self.x = torch.from_numpy(np.ascontiguousarray(data.x))
         self.y = None if data.y is None else torch.from_numpy(data.y)
         self.a = None if data.a is None else torch.from_numpy(data.a)
+        self.mask = None if data.class_mask is None else torch.from_numpy(data.class_mask.astype(bool))
+        self.w = None if data.weight is None else torch.from_numpy(data.weight.astype(np.float32))
 
     def __len__(self) -> int:
         return len(self.x)
@@ -146,6 +154,10 @@ class _Items(torch.utils.data.Dataset):
             item["y"] = self.y[i]
         if self.a is not None:
             item["a"] = self.a[i]
+        if self.mask is not None:
+            item["mask"] = self.mask[i]
+        if self.w is not None:
+            item["w"] = self.w[i]
         return item
 
 
@@ -173,7 +185,7 @@ def make_probe(data: ProbeData, cfg: ProbeRecipeConfig) -> Probe:
     L, D = data.x.shape[1:]
     probe = Probe(ProbeConfig(num_layers=L, dim=D, num_classes=len(data.labels) if data.y is not None else 0,
                               num_attributes=len(data.attributes) if data.a is not None else 0,
-                              hidden=cfg.hidden, dropout=cfg.dropout, clip=cfg.clip_sigma))
+                              hidden=cfg.hidden, dropout=cfg.dropout, clip=cfg.clip_sigma, combine=cfg.combine))
     probe.fit_normalizer(torch.from_numpy(data.x))
     return probe
 
@@ -208,7 +220,8 @@ def train_probe(train: ProbeData, validation: ProbeData | None, cfg: ProbeRecipe
         out = model(batch["x"])
         losses = {}
         if out.logits is not None:
-            losses["ce"] = cross_entropy(out.logits, batch["y"], weight=weight, ignore_index=IGNORE_INDEX)
+            losses["ce"] = cross_entropy(out.logits, batch["y"], weight=weight, ignore_index=IGNORE_INDEX,
+                                         class_mask=batch.get("mask"), sample_weight=batch.get("w"))
         if out.attributes is not None:
             losses["ccc"] = ccc_loss(out.attributes, torch.nan_to_num(batch["a"]), mask=~torch.isnan(batch["a"]))
         loss = sum(losses.values())
@@ -219,9 +232,9 @@ def train_probe(train: ProbeData, validation: ProbeData | None, cfg: ProbeRecipe
         return _with_score(score(validation, logits, attrs))
 
     monitor = selection_metric(train)
-    tc = TrainConfig(lr=cfg.lr, batch_size=cfg.batch_size, max_epochs=max_epochs or cfg.max_epochs,
-                     monitor=monitor, mode="max", patience=cfg.patience, seed=cfg.seed,
-                     checkpoint_dir=checkpoint_dir, device=cfg.device, tensorboard=checkpoint_dir is not None,
+    tc = TrainConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
+                     max_epochs=max_epochs or cfg.max_epochs, monitor=monitor, mode="max",
+                     patience=cfg.patience, seed=cfg.seed, checkpoint_dir=checkpoint_dir, device=cfg.device, tensorboard=checkpoint_dir is not None,
                      progress=False, log_every=50)
     has_val = validation is not None and len(validation.ids) > 0
     trainer = Trainer(probe, _Items(train), tc, step=step, validation_data=_Items(validation) if has_val else None,

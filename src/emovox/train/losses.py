@@ -61,15 +61,34 @@ def class_weights(labels: Sequence[int], num_classes: int) -> torch.Tensor:
 
 
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
-                  ignore_index: int = -100, label_smoothing: float = 0.0) -> torch.Tensor:
+                  ignore_index: int = -100, label_smoothing: float = 0.0, class_mask: torch.Tensor | None = None,
+                  sample_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Cross entropy of (B, C) logits against (B,) class indices, optionally class-weighted.
-    Returns 0 (with a graph) when every target is ``ignore_index``."""
-    if (target != ignore_index).sum() == 0:
+
+    ``class_mask`` (B, C) bool restricts each row's softmax to its True classes: a corpus that
+    never annotates a class is not taught that its clips are not of that class (the masked
+    logits get no gradient from that row). ``sample_weight`` (B,) weights rows (e.g. corpus and
+    class balance); the result is the weighted mean. Returns 0 (with a graph) when every
+    target is ``ignore_index``."""
+    keep = target != ignore_index
+    if keep.sum() == 0:
         return logits.sum() * 0.0
     if weight is not None:
         weight = weight.to(logits.device, logits.dtype)
-    return F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index,
-                           label_smoothing=label_smoothing)
+    if class_mask is not None:
+        logits = logits.masked_fill(~class_mask.to(device=logits.device, dtype=torch.bool),
+                                    torch.finfo(logits.dtype).min / 4)
+    if sample_weight is None:
+        return F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index,
+                               label_smoothing=label_smoothing)
+    per = F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index,
+                          label_smoothing=label_smoothing, reduction="none")
+    w = sample_weight.to(logits.device, logits.dtype) * keep
+    if weight is not None:
+        w_norm = w * weight[target.clamp_min(0)]
+    else:
+        w_norm = w
+    return (per * w).sum() / w_norm.sum().clamp_min(torch.finfo(logits.dtype).tiny)
 
 
 CTC_REDUCTIONS = ("utterance", "character")

@@ -1,0 +1,405 @@
+"""Emotion models judged as users meet them: on corpora, speakers, languages and channels they
+were not trained on (``emovox bench generalization``), and the multi-corpus recipe of the bundled
+model.
+
+Data (:func:`load_pool`): the acted corpora :data:`ACTED` (RAVDESS from ``../shared/data``; TESS,
+ASED, nEMO, TurEV-DB from ``../corpora``), each cut to a speaker- and class-balanced subset
+(:func:`emovox.splits.balanced_subset`), plus BAVED (level as arousal) and va47 (valence,
+arousal) for the valence/arousal/dominance head. Categories are mapped onto the model's
+(:data:`emovox.corpora.vocab.MODEL_EMOTIONS`; calm counts as neutral). Features are the pooled
+per-layer means of the encoder over each clip, computed by :mod:`emovox.featurize` exactly as
+:class:`emovox.scoring.TorchScorer` computes them for ``predict``, clean and under corruptions
+(:mod:`emovox.features.corrupt`): a ``mix`` copy of every training clip (augmentation), and
+``noise:10`` / ``telephone`` copies of the test corpora.
+
+A :class:`Candidate` is a head and a training recipe; :func:`fit` trains it on rows of the pool,
+with, as the candidate says, the augmented copies, a softmax restricted to each corpus's label
+set (``mask``: a corpus is not taught that its clips are not of classes it never annotates)
+and corpus- and class-balanced row weights. Every fit holds out whole speakers of its training
+corpora for model selection and temperature calibration.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..corpora.vocab import MODEL_EMOTIONS, model_label
+from ..evaluate.calibration import expected_calibration_error, fit_temperature, softmax
+from ..evaluate.linear import fit_logistic
+from ..evaluate.metrics import compute_metrics, weighted_f1
+from ..evaluate.targets import IGNORE_INDEX, Targets, ordinal_value
+from ..features.normalize import Standardizer
+from ..manifest import Manifest
+from ..splits import balanced_subset, holdout
+from .default_model import ATTRIBUTE_NAMES, EMOTION_VAD, INTENSITY_SCALE
+
+log = logging.getLogger("emovox.generalization")
+
+ACTED = ("ravdess", "tess", "ased", "nemo", "turev")
+"""Corpora with emotion categories: the leave-one-corpus-out folds."""
+DIMENSIONAL = ("baved", "va47")
+"""Corpora with dimensional labels only (training rows of the attribute head)."""
+CONDITIONS = ("clean", "noise:10", "telephone")
+"""Test conditions: the clean clips, pink noise at 10 dB SNR, a telephone channel."""
+AUGMENT = "mix"
+"""The corruption of the augmented training copies (:mod:`emovox.features.corrupt`)."""
+LICENCES = {"ravdess": "CC BY-NC-SA 4.0", "tess": "CC BY-NC-ND 4.0", "ased": "none stated (cite Retta et al. 2022)",
+            "nemo": "CC BY-NC-SA 4.0", "turev": "CC BY-NC-ND 4.0 (README; its LICENSE file says GPL-3.0)",
+            "baved": "free for research (its authors)", "va47": "Apache-2.0 (pyAudioAnalysis repository)"}
+
+
+def corpus_roots(shared: str | os.PathLike | None = None, corpora: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Where each corpus lives: ``shared`` (default ``../shared/data`` of the working directory's
+    repository, or ``$EMOVOX_SHARED``) and ``corpora`` (``$EMOVOX_CORPORA`` or ``../corpora``)."""
+    sh = Path(shared or os.environ.get("EMOVOX_SHARED") or "../shared/data")
+    co = Path(corpora or os.environ.get("EMOVOX_CORPORA") or "../corpora")
+    return {"ravdess": sh / "ravdess", "baved": sh / "baved", "va47": sh / "va47",
+            **{c: co / c for c in ("tess", "ased", "nemo", "turev")}}
+
+
+@dataclass
+class CorpusData:
+    """One corpus in the pool: features per condition (N, L, D) aligned with ``ids``; ``y`` model
+    class indices (IGNORE_INDEX: none); ``a`` (N, 3) valence/arousal/dominance targets (NaN:
+    none); ``classes``: the model classes the corpus annotates."""
+
+    name: str
+    ids: list[str]
+    speakers: list[str]
+    y: np.ndarray
+    a: np.ndarray
+    x: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list[int]:
+        return sorted({int(c) for c in self.y if c >= 0})
+
+
+def corpus_targets(name: str, manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
+    """(model class per utterance, (N, 3) V/A/D targets) of a corpus: category-derived
+    coordinates (:data:`EMOTION_VAD` x RAVDESS intensity) for acted corpora, BAVED's level as
+    arousal (low -1, neutral 0, high 1), va47's own valence and arousal."""
+    y, a = [], []
+    for u in manifest:
+        lab = model_label(u.emotion)
+        y.append(MODEL_EMOTIONS.index(lab) if lab else IGNORE_INDEX)
+        vad = [math.nan] * 3
+        if u.emotion in EMOTION_VAD:
+            f = INTENSITY_SCALE.get(u.get("intensity"), 1.0)
+            vad = [f * v for v in EMOTION_VAD[u.emotion]]
+        elif name == "baved":
+            vad[1] = ordinal_value(u.get("level"), manifest.labels.get("level", [])) or 0.0
+        elif u.valence is not None or u.arousal is not None:
+            vad[:2] = [math.nan if v is None else float(manifest.to_unit(v, k) if k in manifest.scales else v)
+                       for k, v in (("valence", u.valence), ("arousal", u.arousal))]
+        a.append(vad)
+    return np.asarray(y, np.int64), np.asarray(a, np.float32)
+
+
+def load_corpus(name: str, root: Path, encoder: str, per_corpus: int, conditions: Sequence[str],
+                cache_dir: str | None, seed: int = 0, jobs: int = 1) -> CorpusData:
+    """Import, subset, label and featurise one corpus under every condition."""
+    from ..corpora import prepare
+    from ..featurize import extract_manifest
+
+    m = prepare(name, root, jobs=jobs)
+    label = "level" if name == "baved" else "emotion"
+    m = balanced_subset(m, per_corpus, seed=seed, label=label) if per_corpus else m
+    feats = {}
+    for cond in conditions:
+        table = extract_manifest(m, encoder, jobs=jobs, cache_dir=cache_dir,
+                                 **({} if cond == "clean" else {"corrupt": cond}))
+        feats[cond] = table.as_dict()
+    ok = [u for u in m if all(u.id in f for f in feats.values())]
+    if len(ok) < len(m):
+        log.warning("%s: %d of %d clips have no features and are left out", name, len(m) - len(ok), len(m))
+    m = m.replace(ok)
+    y, a = corpus_targets(name, m)
+    return CorpusData(name, [u.id for u in m], [u.speaker or u.id for u in m], y, a,
+                      {c: np.stack([f[u.id] for u in m]).astype(np.float32) for c, f in feats.items()})
+
+
+def load_pool(encoder: str = "whisper-tiny.en", per_corpus: int = 700, conditions: Sequence[str] = CONDITIONS,
+              augment: bool = True, roots: dict[str, Path] | None = None, cache_dir: str | None = None,
+              corpora: Sequence[str] = ACTED + DIMENSIONAL, seed: int = 0, jobs: int = 1) -> dict[str, CorpusData]:
+    """Every available corpus of ``corpora`` (absent ones are skipped with a warning)."""
+    roots = roots or corpus_roots()
+    pool = {}
+    for name in corpora:
+        if not Path(roots[name]).is_dir():
+            log.warning("%s: %s not found; left out", name, roots[name])
+            continue
+        conds = list(conditions if name in ACTED else ["clean"]) + ([AUGMENT] if augment else [])
+        pool[name] = load_corpus(name, Path(roots[name]), encoder, per_corpus, conds, cache_dir, seed, jobs)
+        log.info("%s: %d clips, %d speakers", name, len(pool[name].ids), len(set(pool[name].speakers)))
+    return pool
+
+
+# ---------------------------------------------------------------------------- candidates
+@dataclass(frozen=True)
+class Candidate:
+    """A head and its training recipe. ``head``: ``logistic`` (the plain linear model of
+    :mod:`emovox.evaluate.linear`, categories only), or a :class:`~emovox.heads.probe.Probe`:
+    ``linear`` (all layers side by side, no hidden layer), ``mlp`` (the same with 256 hidden
+    units) or ``probe`` (SUPERB: layer-weighted sum, 256 hidden). ``train``: corpora trained on
+    (None: every acted corpus but the test one, plus the dimensional ones)."""
+
+    name: str
+    head: str = "linear"
+    augment: bool = True
+    mask: bool = True
+    balance: bool = True
+    train: tuple[str, ...] | None = None
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    max_epochs: int = 40
+    patience: int = 6
+
+
+CANDIDATES = (
+    Candidate("plain linear", head="logistic", augment=False, mask=False, balance=False),
+    Candidate("probe", head="probe", augment=False, mask=False, balance=False),
+    Candidate("mlp", head="mlp"),
+    Candidate("linear", head="linear"),
+    Candidate("linear, no augmentation", head="linear", augment=False),
+    Candidate("linear, no label masking", head="linear", mask=False),
+    Candidate("linear, RAVDESS only", head="linear", train=("ravdess",)),
+)
+"""What ``emovox bench generalization`` compares, the plain baseline first."""
+
+SHIPPED = "linear"
+"""The candidate the bundled model is trained with (chosen by the benchmark: docs/RESULTS.md)."""
+
+
+@dataclass
+class Fitted:
+    """A trained candidate: ``logits(x (N, L, D)) -> (N, C)``, ``attributes(x) -> (N, 3)`` or None,
+    its calibration temperature, the Probe when there is one, and the validation rows."""
+
+    candidate: Candidate
+    logits: Any
+    attributes: Any
+    temperature: float
+    probe: Any = None
+    mean: np.ndarray | None = None  # (L, D) training feature mean (for recording adaptation)
+
+
+def _rows(pool: dict[str, CorpusData], names: Sequence[str], augment: bool, rows: dict[str, np.ndarray] | None):
+    """Stack the training rows of ``names`` (optionally a row subset per corpus) and their
+    augmented copies -> x, y, a, speakers, corpus index, class mask."""
+    xs, ys, as_, spk, corpus, masks = [], [], [], [], [], []
+    for k, n in enumerate(names):
+        c = pool[n]
+        idx = np.arange(len(c.ids)) if rows is None or n not in rows else rows[n]
+        conds = ["clean"] + ([AUGMENT] if augment and AUGMENT in c.x else [])
+        mask = np.zeros(len(MODEL_EMOTIONS), bool)
+        mask[c.classes] = True
+        for cond in conds:
+            xs.append(c.x[cond][idx])
+            ys.append(c.y[idx])
+            as_.append(c.a[idx])
+            spk += [f"{n}/{c.speakers[i]}" for i in idx]
+            corpus += [k] * len(idx)
+            masks.append(np.repeat(mask[None], len(idx), 0))
+    return (np.concatenate(xs), np.concatenate(ys), np.concatenate(as_), spk, np.asarray(corpus),
+            np.concatenate(masks))
+
+
+def balance_weights(y: np.ndarray, corpus: np.ndarray) -> np.ndarray:
+    """Row weights giving every corpus the same total weight and, inside it, every class the same
+    (rows without a class share their corpus's weight evenly); mean 1."""
+    w = np.ones(len(y))
+    for c in np.unique(corpus):
+        sel = corpus == c
+        labelled = sel & (y >= 0)
+        classes = np.unique(y[labelled])
+        for k in classes:
+            rows = labelled & (y == k)
+            w[rows] = 1.0 / (len(classes) * rows.sum())
+        if (sel & (y < 0)).any():
+            w[sel & (y < 0)] = 1.0 / (sel & (y < 0)).sum()
+    return w * len(w) / w.sum()
+
+
+def fit(candidate: Candidate, pool: dict[str, CorpusData], names: Sequence[str],
+        rows: dict[str, np.ndarray] | None = None, seed: int = 0) -> Fitted:
+    """Train ``candidate`` on the corpora ``names`` (rows: optional row subsets per corpus).
+    Whole speakers (10 %) are held out for model selection and temperature calibration."""
+    x, y, a, spk, corpus, masks = _rows(pool, names, candidate.augment, rows)
+    records = [_Rec(i, s) for i, s in enumerate(spk)]
+    tr, va = holdout(records, 0.1, seed)
+    tr, va = np.asarray([int(i) for i in tr]), np.asarray([int(i) for i in va])
+    weights = balance_weights(y[tr], corpus[tr]) if candidate.balance else None
+    if candidate.head == "logistic":
+        return _fit_logistic(candidate, x, y, tr, va, seed)
+    return _fit_probe(candidate, x, y, a, masks, tr, va, weights, seed)
+
+
+class _Rec:
+    """The little of an Utterance that :func:`emovox.splits.holdout` reads."""
+
+    def __init__(self, i: int, speaker: str):
+        self.id, self.speaker, self.split = str(i), speaker, None
+
+
+def _fit_logistic(candidate: Candidate, x, y, tr, va, seed) -> Fitted:
+    flat = x.reshape(len(x), -1)
+    std = Standardizer.fit(flat[tr], 5.0)
+    keep_tr, keep_va = tr[y[tr] >= 0], va[y[va] >= 0]
+    best = None
+    for C in (0.001, 0.01, 0.1):
+        model = fit_logistic(std(flat[keep_tr]), y[keep_tr], len(MODEL_EMOTIONS), C, seed)
+        s = weighted_f1(y[keep_va], model(std(flat[keep_va])).argmax(1), list(range(len(MODEL_EMOTIONS))))
+        if best is None or s > best[0]:
+            best = (s, model)
+    model = best[1]
+    logits = lambda z: model(std(z.reshape(len(z), -1)))  # noqa: E731
+    t = fit_temperature(logits(x[keep_va]), y[keep_va])
+    return Fitted(candidate, logits, None, t, mean=x[tr].mean(0))
+
+
+def _fit_probe(candidate: Candidate, x, y, a, masks, tr, va, weights, seed) -> Fitted:
+    from .probe import ProbeData, ProbeRecipeConfig, predict, train_probe
+
+    hidden = 0 if candidate.head == "linear" else 256
+    combine = "weighted" if candidate.head == "probe" else "concat"
+    cfg = ProbeRecipeConfig(target="emotion", attributes=list(ATTRIBUTE_NAMES), hidden=hidden, combine=combine,
+                            lr=candidate.lr, weight_decay=candidate.weight_decay, batch_size=64,
+                            max_epochs=candidate.max_epochs, patience=candidate.patience, seed=seed,
+                            speaker_norm="off", linear=False, threads=2)
+
+    def data(idx, w=None):
+        t = Targets([str(i) for i in idx], ["-"] * len(idx), list(MODEL_EMOTIONS), list(ATTRIBUTE_NAMES),
+                    y[idx], a[idx])
+        return ProbeData(x[idx], t, [], masks[idx] if candidate.mask else None, w)
+
+    probe, _ = train_probe(data(tr, weights), data(va), cfg)
+    logits = lambda z: predict(probe, z)[0]  # noqa: E731
+    attributes = lambda z: predict(probe, z)[1]  # noqa: E731
+    keep_va = va[y[va] >= 0]
+    t = fit_temperature(logits(x[keep_va]), y[keep_va])
+    return Fitted(candidate, logits, attributes, t, probe=probe, mean=x[tr].mean(0))
+
+
+# ---------------------------------------------------------------------------- scoring
+def closed_set(logits: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+    """Logits with every class outside ``classes`` ruled out (the test corpus's label set)."""
+    out = np.full_like(logits, -np.inf, dtype=np.float64)
+    out[:, list(classes)] = logits[:, list(classes)]
+    return out
+
+
+ADAPT = ("speaker", "recording", "one-emotion")
+"""Groups of test clips that stand for one recording when scoring with adaptation: all of a
+speaker's clips; random groups of :data:`RECORDING_CLIPS` clips of one speaker (mixed emotions);
+all of a speaker's clips of one emotion (a speaker who shows one emotion only)."""
+RECORDING_CLIPS = 10
+
+
+def adaptation_groups(c: CorpusData, idx: np.ndarray, how: str, seed: int = 0) -> list[np.ndarray]:
+    """Positions (into ``idx``) of the clips of each pseudo-recording (:data:`ADAPT`)."""
+    spk = np.asarray(c.speakers)[idx]
+    groups = []
+    for s in np.unique(spk):
+        mine = np.flatnonzero(spk == s)
+        if how == "speaker":
+            groups.append(mine)
+        elif how == "recording":
+            mine = np.random.default_rng(seed).permutation(mine)
+            groups += [mine[i:i + RECORDING_CLIPS] for i in range(0, len(mine), RECORDING_CLIPS)]
+        elif how == "one-emotion":
+            y = c.y[idx][mine]
+            groups += [mine[y == k] for k in np.unique(y)]
+        else:
+            raise ValueError(f"adaptation must be one of {ADAPT}, got {how!r}")
+    return groups
+
+
+def score(fitted: Fitted, c: CorpusData, condition: str = "clean", classes: Sequence[int] | None = None,
+          rows: np.ndarray | None = None, adapt: str | None = None) -> dict[str, float]:
+    """``ua``, ``wa``, ``weighted_f1`` over ``classes`` (default: the corpus's), ``ece`` before and
+    after temperature scaling, and CCC of the attribute head where the corpus has targets.
+    ``adapt`` (one of :data:`ADAPT`): the clips of each pseudo-recording are shifted so that
+    their mean is the training mean, as ``predict``'s per-recording adaptation does."""
+    from ..emotion_model import adapt_to_recording
+
+    idx = np.arange(len(c.ids)) if rows is None else rows
+    x = c.x[condition][idx]
+    if adapt:
+        x = x.copy()
+        for g in adaptation_groups(c, idx, adapt):
+            x[g] = adapt_to_recording(x[g], fitted.mean)
+    y = c.y[idx]
+    classes = list(c.classes if classes is None else classes)
+    z = closed_set(np.asarray(fitted.logits(x), np.float64), classes)
+    keep = np.isin(y, classes)
+    out = compute_metrics(np.where(keep, y, IGNORE_INDEX), z, len(MODEL_EMOTIONS))
+    probs_raw, probs_cal = softmax(z), softmax(z, fitted.temperature)
+    out["ece"] = expected_calibration_error(probs_raw, np.where(keep, y, -1))
+    out["ece_calibrated"] = expected_calibration_error(probs_cal, np.where(keep, y, -1))
+    if fitted.attributes is not None:
+        dims = np.clip(fitted.attributes(x), -1, 1)
+        out.update({k: v for k, v in compute_metrics(a_true=c.a[idx], a_pred=dims, attributes=ATTRIBUTE_NAMES).items()
+                    if k.startswith("ccc")})
+    return out
+
+
+def trained_on(candidate: Candidate, pool: dict[str, CorpusData], test: str | None) -> list[str]:
+    """The corpora a candidate trains on when ``test`` is held out."""
+    base = candidate.train or tuple(n for n in pool if n in ACTED or n in DIMENSIONAL)
+    return [n for n in base if n != test and n in pool]
+
+
+def leave_one_corpus_out(candidate: Candidate, pool: dict[str, CorpusData], conditions: Sequence[str] = CONDITIONS,
+                         seed: int = 0) -> dict[str, dict[str, float]]:
+    """For every acted corpus in the pool: train on the others, score it under every condition
+    (single clips), and adapted (clean; :data:`ADAPT`). Keys ``<corpus>`` -> metrics with
+    ``<condition>/`` prefixes (``clean/ua``, ``noise:10/ua``, ``adapted-recording/ua`` ...)."""
+    out = {}
+    for test in [n for n in ACTED if n in pool]:
+        names = trained_on(candidate, pool, test)
+        if not any(n in ACTED for n in names):
+            continue
+        fitted = fit(candidate, pool, names, seed=seed)
+        have = sorted({k for n in names if n in ACTED for k in pool[n].classes})
+        classes = [k for k in pool[test].classes if k in have]
+        res = {}
+        for cond in [cc for cc in conditions if cc in pool[test].x]:
+            res.update({f"{cond}/{k}": v for k, v in score(fitted, pool[test], cond, classes).items()})
+        for how in ADAPT:
+            res.update({f"adapted-{how}/{k}": v for k, v in score(fitted, pool[test], "clean", classes,
+                                                                   adapt=how).items() if k in ("ua", "wa")})
+        res["temperature"] = fitted.temperature
+        out[test] = res
+        log.info("%s, test %s: clean UA %.3f", candidate.name, test, res.get("clean/ua", math.nan))
+    return out
+
+
+def in_corpus(candidate: Candidate, pool: dict[str, CorpusData], folds: int = 3, seed: int = 0) -> dict[str, float]:
+    """Speaker-independent UA inside each acted corpus: its speakers in ``folds`` groups (two for a
+    two-speaker corpus), trained on the other corpora plus the other groups, mean UA over groups."""
+    from ..splits import balanced_bins
+
+    out = {}
+    for test in [n for n in ACTED if n in pool]:
+        c = pool[test]
+        groups: dict[str, list[str]] = {}
+        for i, s in enumerate(c.speakers):
+            groups.setdefault(s, []).append(str(i))
+        uas = []
+        for part in balanced_bins(groups, min(folds, len(groups)), seed):
+            held = np.asarray(sorted(int(i) for s in part for i in groups[s]))
+            rest = np.setdiff1d(np.arange(len(c.ids)), held)
+            names = [test] + trained_on(candidate, pool, test)
+            fitted = fit(candidate, pool, names, rows={test: rest}, seed=seed)
+            uas.append(score(fitted, c, "clean", rows=held)["ua"])
+        out[test] = float(np.mean(uas))
+    return out
+
