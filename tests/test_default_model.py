@@ -1,6 +1,5 @@
 """The emotion model file (emovox.emotion_model): save/load round trip, predict_from_pooled;
-its recipe (emovox.recipes.default_model): category-derived V/A/D targets, training on generated
-features; and the bundled default model."""
+the category-derived V/A/D targets (emovox.recipes.pool); and the bundled default model."""
 
 from __future__ import annotations
 
@@ -11,8 +10,7 @@ import torch
 from emovox.emotion_model import EmotionModel, EmotionModelConfig, default_model_path
 from emovox.heads.probe import Probe, ProbeConfig
 from emovox.manifest import Manifest, Utterance
-from emovox.recipes.default_model import EMOTION_VAD, category_vad, train_emotion_model
-from emovox.recipes.probe import ProbeRecipeConfig
+from emovox.recipes.pool import EMOTION_VAD, category_vad
 
 LABELS = list(EMOTION_VAD)
 
@@ -77,35 +75,6 @@ def test_category_vad_scales_by_intensity():
     assert t["b"] == pytest.approx([0.75 * v for v in EMOTION_VAD["angry"]])
     assert t["c"] == [0.0, 0.0, 0.0] and "d" not in t
     assert all(-1 <= v <= 1 for vad in EMOTION_VAD.values() for v in vad)
-
-
-def test_train_emotion_model_on_generated_features(tmp_path):
-    rng = np.random.default_rng(0)
-    records, feats = [], {}
-    for s in range(4):
-        for c, lab in enumerate(LABELS):
-            for r in range(4):
-                uid = f"{s}-{lab}-{r}"
-                x = rng.normal(size=(2, 8)).astype(np.float32)
-                x[1, c] += 4.0
-                feats[uid] = x
-                records.append(Utterance(uid, f"{uid}.wav", speaker=f"spk{s}", emotion=lab,
-                                         extra={"intensity": "strong"}))
-    m = Manifest(records, corpus="gen", labels={"emotion": LABELS})
-    cfg = ProbeRecipeConfig(attributes=["valence", "arousal", "dominance"], speaker_norm="off", max_epochs=15,
-                            lr=1e-2, linear=False)
-    model, report = train_emotion_model(m, feats, category_vad(m), cfg, cv_folds=2, version="gen-1")
-    assert 1 <= report["final_epochs"] <= 15
-    assert report["cross_validation"]["probe"]["ua"]["mean"] > 0.5
-    loaded = EmotionModel.load(model.save(tmp_path / "gen.pt"))
-    out = loaded.predict_from_pooled(torch.from_numpy(np.stack([feats[r.id] for r in records[:8]])))
-    assert (out["probs"].argmax(1) == torch.arange(8).div(4, rounding_mode="floor")).float().mean() > 0.5
-    # angry (high arousal) vs calm (low arousal) come out ordered on the arousal output
-    angry = [feats[r.id] for r in records if r.emotion == "angry"]
-    calm = [feats[r.id] for r in records if r.emotion == "calm"]
-    a_angry = loaded.predict_from_pooled(torch.from_numpy(np.stack(angry)))["dims"][:, 1].mean()
-    a_calm = loaded.predict_from_pooled(torch.from_numpy(np.stack(calm)))["dims"][:, 1].mean()
-    assert a_angry > a_calm
 
 
 def test_bundled_default_model_loads_and_predicts():

@@ -130,3 +130,23 @@ def test_plain_linear_and_bench_table():
     assert "plain linear" in table and "**mean**" in table
     assert set(results["plain linear"]["in_corpus"]) == {"tess", "ased"}
     assert all(v > 0.6 for v in results["plain linear"]["in_corpus"].values())
+
+
+def test_ship_makes_a_calibrated_model_file(tmp_path):
+    import torch
+
+    from emovox.emotion_model import EmotionModel
+    from emovox.recipes.default_model import ship
+
+    pool = _pool(2, names=("ravdess", "ased"))
+    cand = G.Candidate("linear", head="linear", lr=1e-2, max_epochs=30, patience=10)
+    model, report = ship(pool, cand, "whisper-tiny.en", version="gen-1")
+    loaded = EmotionModel.load(model.save(tmp_path / "m.pt"))
+    assert loaded.labels == list(MODEL_EMOTIONS) and loaded.config.temperature == pytest.approx(report["temperature"])
+    assert set(loaded.config.meta["corpora"]) == {"ravdess", "ased"} and "non-commercial" in loaded.config.meta["licence"]
+    x = pool["ravdess"].x["clean"][:24]
+    probs = loaded.predict_from_pooled(torch.from_numpy(x))["probs"].numpy()
+    # it learnt the training corpus (over the classes it was trained on: the generated corpora
+    # annotate 4 of the 7; the real ones annotate all 7)
+    assert (probs[:, :4].argmax(1) == pool["ravdess"].y[:24]).mean() > 0.6
+    assert np.allclose(probs.sum(1), 1.0, atol=1e-5)

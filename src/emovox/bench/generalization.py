@@ -92,6 +92,7 @@ def markdown(results: dict, encoder: str) -> str:
 
 def _run(args) -> int:
     from ..recipes import generalization as G
+    from ..recipes import pool as P
     from ..utils import atomic_write_text, json_dumps, write_json
 
     wanted = args.candidate or [c.name for c in G.CANDIDATES]
@@ -100,10 +101,10 @@ def _run(args) -> int:
     if unknown:
         raise ValueError(f"unknown candidate(s) {unknown}; known: {list(known)}")
     candidates = [known[w] for w in wanted]
-    roots = G.corpus_roots(args.shared, args.corpora)
-    pool = G.load_pool(args.encoder, args.per_corpus, augment=any(c.augment for c in candidates), roots=roots,
+    roots = P.corpus_roots(args.shared, args.corpora)
+    pool = P.load_pool(args.encoder, args.per_corpus, augment=any(c.augment for c in candidates), roots=roots,
                        cache_dir=args.cache_dir, seed=args.seed, jobs=args.jobs)
-    if sum(n in G.ACTED for n in pool) < 2:
+    if sum(n in P.ACTED for n in pool) < 2:
         raise ValueError(f"leave-one-corpus-out needs at least two acted corpora; found {sorted(pool)} "
                          f"(looked in {roots['ravdess'].parent} and {roots['tess'].parent})")
     results = run(pool, candidates, args.in_corpus or (), args.seed)

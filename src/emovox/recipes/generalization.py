@@ -1,146 +1,33 @@
 """Emotion models judged as users meet them: on corpora, speakers, languages and channels they
-were not trained on (``emovox bench generalization``), and the multi-corpus recipe of the bundled
-model.
-
-Data (:func:`load_pool`): the acted corpora :data:`ACTED` (RAVDESS from ``../shared/data``; TESS,
-ASED, nEMO, TurEV-DB from ``../corpora``), each cut to a speaker- and class-balanced subset
-(:func:`emovox.splits.balanced_subset`), plus BAVED (level as arousal) and va47 (valence,
-arousal) for the valence/arousal/dominance head. Categories are mapped onto the model's
-(:data:`emovox.corpora.vocab.MODEL_EMOTIONS`; calm counts as neutral). Features are the pooled
-per-layer means of the encoder over each clip, computed by :mod:`emovox.featurize` exactly as
-:class:`emovox.scoring.TorchScorer` computes them for ``predict``, clean and under corruptions
-(:mod:`emovox.features.corrupt`): a ``mix`` copy of every training clip (augmentation), and
-``noise:10`` / ``telephone`` copies of the test corpora.
+were not trained on (``emovox bench generalization``); the data is :mod:`emovox.recipes.pool`'s.
 
 A :class:`Candidate` is a head and a training recipe; :func:`fit` trains it on rows of the pool,
 with, as the candidate says, the augmented copies, a softmax restricted to each corpus's label
 set (``mask``: a corpus is not taught that its clips are not of classes it never annotates)
 and corpus- and class-balanced row weights. Every fit holds out whole speakers of its training
-corpora for model selection and temperature calibration.
+corpora for model selection and temperature calibration. :func:`leave_one_corpus_out` and
+:func:`in_corpus` score a candidate the two ways the benchmark reports.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..corpora.vocab import MODEL_EMOTIONS, model_label
+from ..corpora.vocab import MODEL_EMOTIONS
 from ..evaluate.calibration import expected_calibration_error, fit_temperature, softmax
 from ..evaluate.linear import fit_logistic
 from ..evaluate.metrics import compute_metrics, weighted_f1
-from ..evaluate.targets import IGNORE_INDEX, Targets, ordinal_value
+from ..evaluate.targets import IGNORE_INDEX, Targets
 from ..features.normalize import Standardizer
-from ..manifest import Manifest
-from ..splits import balanced_subset, holdout
-from .default_model import ATTRIBUTE_NAMES, EMOTION_VAD, INTENSITY_SCALE
+from ..splits import holdout
+from .pool import ACTED, ATTRIBUTE_NAMES, AUGMENT, CONDITIONS, DIMENSIONAL, CorpusData
 
 log = logging.getLogger("emovox.generalization")
-
-ACTED = ("ravdess", "tess", "ased", "nemo", "turev")
-"""Corpora with emotion categories: the leave-one-corpus-out folds."""
-DIMENSIONAL = ("baved", "va47")
-"""Corpora with dimensional labels only (training rows of the attribute head)."""
-CONDITIONS = ("clean", "noise:10", "telephone")
-"""Test conditions: the clean clips, pink noise at 10 dB SNR, a telephone channel."""
-AUGMENT = "mix"
-"""The corruption of the augmented training copies (:mod:`emovox.features.corrupt`)."""
-LICENCES = {"ravdess": "CC BY-NC-SA 4.0", "tess": "CC BY-NC-ND 4.0", "ased": "none stated (cite Retta et al. 2022)",
-            "nemo": "CC BY-NC-SA 4.0", "turev": "CC BY-NC-ND 4.0 (README; its LICENSE file says GPL-3.0)",
-            "baved": "free for research (its authors)", "va47": "Apache-2.0 (pyAudioAnalysis repository)"}
-
-
-def corpus_roots(shared: str | os.PathLike | None = None, corpora: str | os.PathLike | None = None) -> dict[str, Path]:
-    """Where each corpus lives: ``shared`` (default ``../shared/data`` of the working directory's
-    repository, or ``$EMOVOX_SHARED``) and ``corpora`` (``$EMOVOX_CORPORA`` or ``../corpora``)."""
-    sh = Path(shared or os.environ.get("EMOVOX_SHARED") or "../shared/data")
-    co = Path(corpora or os.environ.get("EMOVOX_CORPORA") or "../corpora")
-    return {"ravdess": sh / "ravdess", "baved": sh / "baved", "va47": sh / "va47",
-            **{c: co / c for c in ("tess", "ased", "nemo", "turev")}}
-
-
-@dataclass
-class CorpusData:
-    """One corpus in the pool: features per condition (N, L, D) aligned with ``ids``; ``y`` model
-    class indices (IGNORE_INDEX: none); ``a`` (N, 3) valence/arousal/dominance targets (NaN:
-    none); ``classes``: the model classes the corpus annotates."""
-
-    name: str
-    ids: list[str]
-    speakers: list[str]
-    y: np.ndarray
-    a: np.ndarray
-    x: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def classes(self) -> list[int]:
-        return sorted({int(c) for c in self.y if c >= 0})
-
-
-def corpus_targets(name: str, manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
-    """(model class per utterance, (N, 3) V/A/D targets) of a corpus: category-derived
-    coordinates (:data:`EMOTION_VAD` x RAVDESS intensity) for acted corpora, BAVED's level as
-    arousal (low -1, neutral 0, high 1), va47's own valence and arousal."""
-    y, a = [], []
-    for u in manifest:
-        lab = model_label(u.emotion)
-        y.append(MODEL_EMOTIONS.index(lab) if lab else IGNORE_INDEX)
-        vad = [math.nan] * 3
-        if u.emotion in EMOTION_VAD:
-            f = INTENSITY_SCALE.get(u.get("intensity"), 1.0)
-            vad = [f * v for v in EMOTION_VAD[u.emotion]]
-        elif name == "baved":
-            vad[1] = ordinal_value(u.get("level"), manifest.labels.get("level", [])) or 0.0
-        elif u.valence is not None or u.arousal is not None:
-            vad[:2] = [math.nan if v is None else float(manifest.to_unit(v, k) if k in manifest.scales else v)
-                       for k, v in (("valence", u.valence), ("arousal", u.arousal))]
-        a.append(vad)
-    return np.asarray(y, np.int64), np.asarray(a, np.float32)
-
-
-def load_corpus(name: str, root: Path, encoder: str, per_corpus: int, conditions: Sequence[str],
-                cache_dir: str | None, seed: int = 0, jobs: int = 1) -> CorpusData:
-    """Import, subset, label and featurise one corpus under every condition."""
-    from ..corpora import prepare
-    from ..featurize import extract_manifest
-
-    m = prepare(name, root, jobs=jobs)
-    label = "level" if name == "baved" else "emotion"
-    m = balanced_subset(m, per_corpus, seed=seed, label=label) if per_corpus else m
-    feats = {}
-    for cond in conditions:
-        table = extract_manifest(m, encoder, jobs=jobs, cache_dir=cache_dir,
-                                 **({} if cond == "clean" else {"corrupt": cond}))
-        feats[cond] = table.as_dict()
-    ok = [u for u in m if all(u.id in f for f in feats.values())]
-    if len(ok) < len(m):
-        log.warning("%s: %d of %d clips have no features and are left out", name, len(m) - len(ok), len(m))
-    m = m.replace(ok)
-    y, a = corpus_targets(name, m)
-    return CorpusData(name, [u.id for u in m], [u.speaker or u.id for u in m], y, a,
-                      {c: np.stack([f[u.id] for u in m]).astype(np.float32) for c, f in feats.items()})
-
-
-def load_pool(encoder: str = "whisper-tiny.en", per_corpus: int = 700, conditions: Sequence[str] = CONDITIONS,
-              augment: bool = True, roots: dict[str, Path] | None = None, cache_dir: str | None = None,
-              corpora: Sequence[str] = ACTED + DIMENSIONAL, seed: int = 0, jobs: int = 1) -> dict[str, CorpusData]:
-    """Every available corpus of ``corpora`` (absent ones are skipped with a warning)."""
-    roots = roots or corpus_roots()
-    pool = {}
-    for name in corpora:
-        if not Path(roots[name]).is_dir():
-            log.warning("%s: %s not found; left out", name, roots[name])
-            continue
-        conds = list(conditions if name in ACTED else ["clean"]) + ([AUGMENT] if augment else [])
-        pool[name] = load_corpus(name, Path(roots[name]), encoder, per_corpus, conds, cache_dir, seed, jobs)
-        log.info("%s: %d clips, %d speakers", name, len(pool[name].ids), len(set(pool[name].speakers)))
-    return pool
-
 
 # ---------------------------------------------------------------------------- candidates
 @dataclass(frozen=True)
