@@ -150,3 +150,23 @@ def test_ship_makes_a_calibrated_model_file(tmp_path):
     # annotate 4 of the 7; the real ones annotate all 7)
     assert (probs[:, :4].argmax(1) == pool["ravdess"].y[:24]).mean() > 0.6
     assert np.allclose(probs.sum(1), 1.0, atol=1e-5)
+
+
+def test_predict_adaptation_changes_nothing_below_the_minimum_and_shifts_features_above(tmp_path):
+    """predict(adapt=True) on a generated recording with the bundled model: with fewer segments
+    than the minimum the records are the unadapted ones; with enough, the same segments come back
+    with other emotion outputs."""
+    import emovox
+    from emovox.text.synth import demo_recording
+
+    wav = demo_recording(tmp_path / "demo.wav")
+    plain = emovox.load(transcriber=None, threads=2)
+    base = plain.predict(wav)
+    n = len(base)
+    assert n >= 3
+    few = emovox.load(transcriber=None, threads=2, adapt=True, adapt_min_segments=n + 1).predict(wav)
+    assert [r.emotion.probs for r in few] == [r.emotion.probs for r in base]
+    many = emovox.load(transcriber=None, threads=2, adapt=True, adapt_min_segments=2)
+    adapted = many.predict(wav)
+    assert [(r.start, r.end) for r in adapted] == [(r.start, r.end) for r in base]
+    assert any(a.emotion.probs != b.emotion.probs for a, b in zip(adapted, base))

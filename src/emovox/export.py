@@ -91,6 +91,7 @@ def export_onnx(model_path: str | os.PathLike | None, out_dir: str | os.PathLike
     _export(heads, (pooled,), out_dir / "heads.onnx", ["pooled"], ["probs", "dims"],
             {"pooled": {0: "batch"}, "probs": {0: "batch"}, "dims": {0: "batch"}}, opset)
     meta = {"labels": heads.labels, "attributes": heads.attributes, "encoder": heads.encoder_name,
+            "feature_mean": heads.probe.feature_mean.tolist(),
             "encoder_options": heads.encoder_options, "pad_to_30s": bool(getattr(encoder, "pad_to_30s", False)),
             "n_mels": n_mels, "window_frames": int(encoder.window_frames), "layers": encoder.num_layers,
             "dim": encoder.dim, "version": heads.version, "model_file": str(model_path),

@@ -47,6 +47,16 @@ class EmotionScorer(Protocol):
 
     def score(self, audios: Sequence[np.ndarray]) -> EmotionScores: ...
 
+    def features(self, audios: Sequence[np.ndarray]) -> np.ndarray:
+        """(B, layers, dim) pooled features: what :meth:`score_features` reads."""
+        ...
+
+    def score_features(self, pooled: np.ndarray) -> EmotionScores: ...
+
+    def training_mean(self) -> np.ndarray | None:
+        """(layers, dim) mean of the features the heads were trained on (for adaptation)."""
+        ...
+
 
 def _scores(out: dict[str, Any]) -> EmotionScores:
     """``EmotionModel.predict_from_pooled``'s dict -> :class:`EmotionScores` (numpy)."""
@@ -88,6 +98,18 @@ class TorchScorer:
             with torch.inference_mode():
                 outs.append(self.encoder(x, lengths).pooled().float())
         return torch.cat(outs)
+
+    def features(self, audios: Sequence[np.ndarray]) -> np.ndarray:
+        return self.pooled(audios).numpy()
+
+    def score_features(self, pooled: np.ndarray) -> EmotionScores:
+        import torch
+
+        with torch.inference_mode():
+            return _scores(self.heads.predict_from_pooled(torch.from_numpy(np.asarray(pooled, np.float32))))
+
+    def training_mean(self) -> np.ndarray | None:
+        return self.heads.probe.feature_mean.detach().cpu().numpy()
 
     def score(self, audios: Sequence[np.ndarray]) -> EmotionScores:
         import torch
@@ -144,8 +166,18 @@ class OnnxScorer:
             total += valid
         return (sums / max(total, 1)).astype(np.float32)
 
+    def features(self, audios: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack([self.pooled(a) for a in audios])
+
+    def training_mean(self) -> np.ndarray | None:
+        mean = self.meta.get("feature_mean")  # exports made before adaptation existed lack it
+        return None if mean is None else np.asarray(mean, np.float32)
+
     def score(self, audios: Sequence[np.ndarray]) -> EmotionScores:
-        pooled = np.stack([self.pooled(a) for a in audios])
+        return self.score_features(self.features(audios))
+
+    def score_features(self, pooled: np.ndarray) -> EmotionScores:
+        pooled = np.ascontiguousarray(pooled, np.float32)
         probs, dims = self.heads.run(["probs", "dims"], {"pooled": pooled})
         return EmotionScores(dims=dims, probs=probs, labels=list(self.meta["labels"]),
                              attributes=list(self.meta["attributes"]))

@@ -42,8 +42,10 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="JSON on stdout instead of the markdown table")
 
 
-def run(pool, candidates, in_corpus_names=(), seed: int = 0) -> dict:
-    """Every candidate's leave-one-corpus-out (and optionally in-corpus) results on ``pool``."""
+def run(pool, candidates, in_corpus_names=(), seed: int = 0, on_candidate=None) -> dict:
+    """Every candidate's leave-one-corpus-out (and optionally in-corpus) results on ``pool``;
+    ``on_candidate(results so far)`` after each (the command writes them, so a long run that is
+    stopped keeps what it measured)."""
     from ..recipes import generalization as G
 
     out = {}
@@ -55,6 +57,8 @@ def run(pool, candidates, in_corpus_names=(), seed: int = 0) -> dict:
         res["seconds"] = round(time.perf_counter() - t0, 1)
         out[cand.name] = res
         print(f"bench generalization: {cand.name} done in {res['seconds']} s", file=sys.stderr, flush=True)
+        if on_candidate is not None:
+            on_candidate(out)
     return out
 
 
@@ -107,14 +111,17 @@ def _run(args) -> int:
     if sum(n in P.ACTED for n in pool) < 2:
         raise ValueError(f"leave-one-corpus-out needs at least two acted corpora; found {sorted(pool)} "
                          f"(looked in {roots['ravdess'].parent} and {roots['tess'].parent})")
-    results = run(pool, candidates, args.in_corpus or (), args.seed)
-    report = {"encoder": args.encoder, "per_corpus": args.per_corpus, "seed": args.seed,
-              "corpora": {n: {"clips": len(c.ids), "speakers": len(set(c.speakers))} for n, c in pool.items()},
-              "results": results}
-    md = markdown(results, args.encoder)
-    if args.output:
-        out = Path(args.output)
-        write_json(out / "results.json", report)
-        atomic_write_text(out / "results.md", md)
-    print(json_dumps(report) if args.json else md)
+    corpora = {n: {"clips": len(c.ids), "speakers": len(set(c.speakers))} for n, c in pool.items()}
+
+    def save(results: dict) -> dict:
+        report = {"encoder": args.encoder, "per_corpus": args.per_corpus, "seed": args.seed, "corpora": corpora,
+                  "results": results}
+        if args.output:
+            out = Path(args.output)
+            write_json(out / "results.json", report)
+            atomic_write_text(out / "results.md", markdown(results, args.encoder))
+        return report
+
+    report = save(run(pool, candidates, args.in_corpus or (), args.seed, on_candidate=save))
+    print(json_dumps(report) if args.json else markdown(report["results"], args.encoder))
     return 0
