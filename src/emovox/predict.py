@@ -81,6 +81,12 @@ class PredictConfig:
     transcribe_gap: float = 0.3
     min_segment_seconds: float = 0.1
     """Segments shorter than this (after padding) are skipped."""
+    adapt: bool = False
+    """Per-recording adaptation: shift each recording's segment features so that their mean is
+    the training mean (``emotion_model.adapt_to_recording``), when it has at least
+    ``adapt_min_segments`` segments. Records then come out when the recording ends. Off by
+    default: docs/API.md says when it helps and when it hurts (docs/RESULTS.md measures it)."""
+    adapt_min_segments: int = 10
     vad: VADConfig = field(default_factory=VADConfig)
 
     def __post_init__(self) -> None:
@@ -101,8 +107,9 @@ class Predictor:
     ``scorer`` maps segment audio to emotion head outputs; ``transcriber`` has
     ``transcribe(audio) -> Transcript(text, segments, language)`` (or is None: no transcripts);
     ``labeler`` maps a list of texts to ``Sentiment(label, probs)`` (or None).
-    The predictor is stateless between calls, so one instance serves concurrent requests
-    (the service holds a lock around each call because the models share threads).
+    Between calls it keeps no state, so one instance serves requests one after another (the
+    service holds a lock around each call because the models share threads); during a call with
+    ``adapt`` it holds that recording's features.
     """
 
     def __init__(self, scorer: EmotionScorer, transcriber=None, labeler=None,
@@ -112,6 +119,7 @@ class Predictor:
         self.labeler = labeler
         self.config = config or PredictConfig()
         self.spec = spec  # how to rebuild this predictor in a worker process (None: cannot)
+        self._features: list[np.ndarray] = []  # per-recording features while adapting
         self.timings: dict[str, float] = dict.fromkeys(("read+vad", "emotion", "transcribe", "sentiment"), 0.0)
         """Seconds spent per stage since construction (for ``emovox bench predict``)."""
 
@@ -145,6 +153,11 @@ class Predictor:
         once about ``0.75 * transcribe_window`` s of speech has closed (the segments transcribed
         together; ``transcribe_window=0``: as soon as each segment closes). Memory is bounded by
         the transcription window, never by the length of the stream."""
+        records = self._stream(chunks, name, sample_rate, vad, language)
+        yield from self._adapted(records) if self.config.adapt else records
+
+    def _stream(self, chunks: Iterable[np.ndarray], name: str, sample_rate: int, vad: VADConfig | None,
+                language: str | None) -> Iterator[SegmentRecord]:
         seg = Segmenter(vad or self.config.vad)
         batch: list[Segment] = []
         window = self.config.transcribe_window
@@ -160,6 +173,26 @@ class Predictor:
         if batch:
             yield from self.analyze(batch, name, language=language)
 
+    def _adapted(self, records: Iterable[SegmentRecord]) -> Iterator[SegmentRecord]:
+        """The records of a whole recording again, their emotion outputs recomputed from
+        features adapted to the recording (unchanged below ``adapt_min_segments`` segments)."""
+        from dataclasses import replace
+
+        from .emotion_model import adapt_to_recording
+
+        records = list(records)
+        mean = self.scorer.training_mean()
+        if len(records) < self.config.adapt_min_segments or mean is None or not self._features:
+            self._features = []
+            yield from records
+            return
+        pooled = adapt_to_recording(np.concatenate(self._features), mean)
+        self._features = []
+        emo = self.scorer.score_features(pooled)
+        for i, r in enumerate(records):
+            yield replace(r, emotion=Scores.from_probs(emo.labels, emo.probs[i]) if emo.labels else r.emotion,
+                          **{k: round(float(v), 4) for k, v in zip(emo.attributes, emo.dims[i])})
+
     def analyze(self, segments: Sequence[Segment], name: str = "<array>",
                 language: str | None = None) -> list[SegmentRecord]:
         """Records for segments whose audio is known (16 kHz): emotion heads, transcript, sentiment."""
@@ -168,7 +201,12 @@ class Predictor:
         if not segments:
             return []
         t0 = time.perf_counter()
-        emo = self.scorer.score([s.audio for s in segments])
+        if self.config.adapt:  # keep the features: the recording's records are redone at its end
+            feats = self.scorer.features([s.audio for s in segments])
+            self._features.append(feats)
+            emo = self.scorer.score_features(feats)
+        else:
+            emo = self.scorer.score([s.audio for s in segments])
         t1 = time.perf_counter()
         texts, langs = self._transcribe(segments, language or self.config.language)
         t2 = time.perf_counter()
