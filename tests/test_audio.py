@@ -170,3 +170,50 @@ def test_silence_loads_but_is_detectable(tmp_path, make_audio):
 def test_check_audio_returns_header(make_audio):
     hdr = check_audio(make_audio("ok.flac", seconds=0.5, sr=44100, channels=2))
     assert (hdr.sample_rate, hdr.channels, hdr.frames) == (44100, 2, 22050) and hdr.duration == 0.5
+
+
+# ----------------------------------------------------------------------------- bounded-cost resampling (issue 15)
+
+
+def test_sinc_resampler_agrees_with_polyphase_and_rejects_aliases():
+    """The coprime-rate path (``emovox.resample.sinc_resample``) is the same low-pass as the
+    polyphase one: on a ratio both can do, they agree to about -90 dB of the signal."""
+    from emovox.resample import is_polyphase, sinc_resample
+    from scipy.signal import resample_poly
+
+    x = tone(1000, 44100, 1.0) + tone(5000, 44100, 1.0, amp=0.2)
+    poly = resample_poly(x.astype(np.float64), 160, 441)
+    sinc = sinc_resample(x, 0, len(x), 44100, 16000, 0, len(poly))
+    assert np.abs(poly - sinc)[100:-100].max() < 1e-4 * np.abs(poly).max()  # relative to the signal's peak
+    rate = 767_999
+    assert not is_polyphase(rate, 16000)
+    passed, alias = resample(tone(1000, rate, 0.5), rate, 16000), resample(tone(11000, rate, 0.5), rate, 16000)
+    assert abs(rms_dbfs(passed[200:-200]) - rms_dbfs(tone(1000, rate, 0.5))) < 0.1
+    assert rms_dbfs(alias[200:-200]) < rms_dbfs(passed[200:-200]) - 50
+
+
+def test_block_reader_equals_whole_load_at_a_coprime_rate(tmp_path):
+    x = np.random.default_rng(2).standard_normal((44101 * 3 + 17, 2)).astype(np.float32) * 0.1
+    sf.write(tmp_path / "odd.flac", x, 44101, subtype="PCM_24")
+    whole = load_audio(tmp_path / "odd.flac")
+    blocks = list(iter_blocks(tmp_path / "odd.flac", block_seconds=0.7))
+    assert len(whole) == int(np.ceil(len(x) * 16000 / 44101)) and len(blocks) == 5
+    np.testing.assert_array_equal(np.concatenate([b.audio for b in blocks]), whole)
+    assert blocks[1].start == pytest.approx(blocks[0].end, abs=1e-4)
+
+
+def test_anti_phase_channels_do_not_cancel_but_unrelated_ones_average(tmp_path):
+    from emovox.audio import to_mono
+
+    left = tone(300, 16000, 0.25)
+    np.testing.assert_allclose(to_mono(np.stack([left, -left], 1)), left, atol=1e-7)
+    noise = np.random.default_rng(3).standard_normal((4000, 2)).astype(np.float32)
+    np.testing.assert_allclose(to_mono(noise), noise.mean(axis=1), atol=1e-7)
+
+
+def test_formats_decided_from_bytes_not_names(tmp_path):
+    x = tone(440, 16000, 0.5)
+    sf.write(tmp_path / "really_flac.mp3", x, 16000, format="FLAC")  # a misleading name loads by content
+    assert len(load_audio(tmp_path / "really_flac.mp3")) == 8000
+    (tmp_path / "url.wav").write_text("https://example.org/audio.flac\n")
+    assert "a URL" in _cause(tmp_path / "url.wav")

@@ -124,10 +124,15 @@ def test_output_formats(fake_predictor, recording, tmp_path):
     res = [FileResult(file=str(path), segments=fake_predictor.predict(path), duration=10.0),
            FileResult(file="bad.wav", error="empty file (0 bytes)")]
     lines = "".join(format_jsonl(res)).splitlines()
-    assert len(lines) == 3 and json.loads(lines[0])["emotion"]["label"]
+    assert len(lines) == 4 and json.loads(lines[0])["emotion"]["label"]
+    assert json.loads(lines[3]) == {"file": "bad.wav", "error": "empty file (0 bytes)"}  # failures are output too
     rows = list(csv.DictReader(io.StringIO("".join(format_csv(res)))))
-    assert len(rows) == 3 and float(rows[0]["valence"]) == res[0].segments[0].valence
-    assert {"emotion_sad", "sentiment_neutral", "transcript", "model"} <= set(rows[0])
+    assert len(rows) == 4 and float(rows[0]["valence"]) == res[0].segments[0].valence
+    assert {"emotion_sad", "sentiment_neutral", "transcript", "model", "error"} <= set(rows[0])
+    assert rows[0]["error"] == "" and (rows[3]["file"], rows[3]["error"], rows[3]["emotion"]) == \
+        ("bad.wav", "empty file (0 bytes)", "")
+    only_bad = list(csv.DictReader(io.StringIO("".join(format_csv(res[1:] + res[:1])))))
+    assert only_bad[0]["error"] and len(only_bad) == 4  # a failure first waits for the header
     table = "".join(format_table(res))
     assert "error: empty file (0 bytes)" in table and res[0].segments[0].emotion.label in table
     png = plot_timeline(res[0].segments, tmp_path / "t.png")
@@ -166,7 +171,8 @@ def test_cli_predict_folder(mixed_folder, tmp_path, monkeypatch, capsys):
     out = tmp_path / "res.jsonl"
     assert main(["predict", str(mixed_folder), "-o", str(out), "-j", "1", "--plot", str(tmp_path / "tl.png")]) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert {r["file"].rsplit("/", 1)[1] for r in records} == {"good.wav", "stereo_8k.wav"}
+    assert {r["file"].rsplit("/", 1)[1] for r in records if "error" not in r} == {"good.wav", "stereo_8k.wav"}
+    assert {r["file"].rsplit("/", 1)[1] for r in records if "error" in r} == {"corrupt.flac", "empty.wav"}
     err = capsys.readouterr().err
     assert "corrupt.flac" in err and "empty.wav: empty file" in err and "2 of 6 file(s) failed" in err
     assert "silent.flac: no speech detected" in err

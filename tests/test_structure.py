@@ -11,8 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "emovox"
 MAX_LINES = 500
 
 LAYERS: list[list[str]] = [
-    ["emovox.utils", "emovox.tensors", "emovox.distributed", "emovox.version"],
-    ["emovox.audio", "emovox.manifest", "emovox.report.tables", "emovox.report.plots", "emovox.text.vocab",
+    ["emovox.utils", "emovox.tensors", "emovox.distributed", "emovox.version", "emovox.jobs"],
+    ["emovox.audio", "emovox.containers", "emovox.resample", "emovox.manifest", "emovox.report.tables", "emovox.report.plots", "emovox.text.vocab",
      "emovox.text.normalize"],
     ["emovox.corpora", "emovox.splits"],
     ["emovox.features"],
@@ -25,7 +25,7 @@ LAYERS: list[list[str]] = [
     ["emovox.recipes", "emovox.report"],
     ["emovox.scoring", "emovox.formats", "emovox.export"],
     ["emovox.predict"],
-    ["emovox.serve"],
+    ["emovox.serve", "emovox.gate"],
     ["emovox.bench", "emovox.commands", "emovox.cli", "emovox.__main__", "emovox"],
 ]
 """docs/ARCHITECTURE.md's layers, bottom first. A module belongs to the longest prefix listed."""

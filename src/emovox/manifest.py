@@ -3,6 +3,12 @@
 A manifest file is JSON Lines: the first line is a header ``{"manifest": {...metadata}}``
 holding the corpus name, the audio root, the label vocabularies and the attribute scales;
 every other line is one :class:`Utterance`. Audio paths are relative to the root.
+
+:meth:`Manifest.load` checks every field's type as it reads (numbers are finite numbers, labels
+are strings and never a ``NaN`` marker, ``extra`` is an object ...) and refuses audio paths that
+lead outside the corpus root (absolute paths elsewhere, ``..``), unless the caller opts in with
+``allow_outside_root=True`` or ``EMOVOX_ALLOW_OUTSIDE_ROOT=1``. Every problem is reported in one
+:class:`ManifestError`, each naming the line, the id and the field.
 """
 
 from __future__ import annotations
@@ -21,6 +27,13 @@ SENTIMENTS = ("negative", "neutral", "positive")
 """Order of the proxy sentiment probabilities everywhere in emovox."""
 
 ATTRIBUTES = ("valence", "arousal", "dominance")
+
+ALLOW_OUTSIDE_ENV = "EMOVOX_ALLOW_OUTSIDE_ROOT"
+"""Set to 1 to let manifests name audio outside their root (absolute paths, ``..``)."""
+
+_NUMBERS = ("start", "end", "duration", *ATTRIBUTES)
+_STRINGS = ("speaker", "gender", "session", "language", "transcript", "emotion", "sentiment", "split")
+_MISSING = {"nan", "na", "n/a", "null", "none"}
 
 
 class ManifestError(ValueError):
@@ -228,16 +241,22 @@ class Manifest:
                 f.write(json_dumps(r.to_dict()) + "\n")
 
     @classmethod
-    def load(cls, path: str | os.PathLike, root: str | os.PathLike | None = None) -> "Manifest":
-        """Read a manifest. Bad JSON lines are collected and reported together.
+    def load(cls, path: str | os.PathLike, root: str | os.PathLike | None = None,
+             allow_outside_root: bool | None = None) -> "Manifest":
+        """Read a manifest, checking every field (see the module docstring). Bad lines, wrong
+        types and paths outside the root are collected and reported together.
 
         A file without a header line is accepted (root = the file's folder).
+        ``allow_outside_root`` (default: ``$EMOVOX_ALLOW_OUTSIDE_ROOT``) lets audio paths lead
+        outside the root.
         """
         path = Path(path)
         if not path.is_file():
             raise ManifestError([f"file not found: {path}"], str(path))
+        if allow_outside_root is None:
+            allow_outside_root = os.environ.get(ALLOW_OUTSIDE_ENV, "") not in ("", "0")
         header: dict[str, Any] = {}
-        records: list[Utterance] = []
+        rows: list[tuple[int, dict]] = []
         problems: list[str] = []
         with open(path, encoding="utf-8") as f:
             for n, line in enumerate(f, start=1):
@@ -253,21 +272,30 @@ class Manifest:
                     problems.append(f"line {n}: expected a JSON object")
                 elif "manifest" in d and n == 1:
                     header = d["manifest"]
+                    problems += [f"line 1: {p}" for p in _header_problems(header)]
+                    if not isinstance(header, dict):
+                        header = {}
                 else:
-                    try:
-                        records.append(Utterance.from_dict(d))
-                    except TypeError as e:
-                        problems.append(f"line {n}: {e}")
-        if problems:
-            raise ManifestError(problems, str(path))
+                    rows.append((n, d))
         base = header.get("root") or ""
         if root is not None:
             base = str(root)
-        elif not base:
+        elif not isinstance(base, str) or not base:
             base = str(path.parent.resolve())
         elif not os.path.isabs(base):
             base = str((path.parent / base).resolve())
-        return cls(records, header.get("corpus", ""), base, header.get("labels", {}) or {},
+        labels = header.get("labels") if isinstance(header.get("labels"), dict) else {}
+        records: list[Utterance] = []
+        for n, d in rows:
+            bad = _record_problems(d, labels, None if allow_outside_root else base)
+            if bad:
+                where = f"line {n}" + (f" (id {d['id']!r})" if isinstance(d.get("id"), str) else "")
+                problems += [f"{where}: {p}" for p in bad]
+                continue
+            records.append(Utterance.from_dict(d))
+        if problems:
+            raise ManifestError(problems, str(path))
+        return cls(records, header.get("corpus", "") or "", base, labels or {},
                    header.get("scales", {}) or {}, header.get("meta", {}) or {})
 
     # -------------------------------------------------------------- exports
@@ -339,3 +367,74 @@ class Manifest:
                 for d in items:
                     f.write((json_dumps(d) + "\n").encode("utf-8"))
         return paths
+
+
+# ----------------------------------------------------------------------------- checks on read
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _shown(v: Any) -> str:
+    text = repr(v)
+    return (text[:60] + "...") if len(text) > 60 else text
+
+
+def _header_problems(h: Any) -> list[str]:
+    if not isinstance(h, dict):
+        return [f"field 'manifest' must be a JSON object (the header), got {_shown(h)}"]
+    out = []
+    for key in ("corpus", "root"):
+        if h.get(key) is not None and not isinstance(h[key], str):
+            out.append(f"field '{key}' must be a string, got {_shown(h[key])}")
+    labels = h.get("labels")
+    if labels is not None and not (isinstance(labels, dict) and all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(x, str) for x in v)
+            for k, v in labels.items())):
+        out.append(f"field 'labels' must map each label field to a list of strings, got {_shown(labels)}")
+    scales = h.get("scales")
+    if scales is not None and not (isinstance(scales, dict) and all(
+            isinstance(v, list) and len(v) == 2 and all(_is_number(x) for x in v) and v[0] < v[1]
+            for v in scales.values())):
+        out.append(f"field 'scales' must map each attribute to [low, high] numbers, got {_shown(scales)}")
+    if h.get("meta") is not None and not isinstance(h["meta"], dict):
+        out.append(f"field 'meta' must be a JSON object, got {_shown(h['meta'])}")
+    return out
+
+
+def _outside(audio: str, base: str) -> bool:
+    root = os.path.normpath(os.path.abspath(base))
+    target = os.path.normpath(audio if os.path.isabs(audio) else os.path.join(root, audio))
+    return os.path.commonpath([root, target]) != root
+
+
+def _record_problems(d: dict, labels: dict, base: str | None) -> list[str]:
+    """Why one utterance line cannot be used (empty: it can); ``base`` None allows any path."""
+    out = []
+    for key in ("id", "audio"):
+        if not isinstance(d.get(key), str) or not d.get(key):
+            out.append(f"field '{key}' must be a non-empty string, got {_shown(d.get(key))}")
+    if isinstance(d.get("audio"), str) and d["audio"] and base is not None and _outside(d["audio"], base):
+        out.append(f"field 'audio' {d['audio']!r} is outside the corpus root {base} (refused; allow it with "
+                   f"allow_outside_root=True or {ALLOW_OUTSIDE_ENV}=1)")
+    for key in _NUMBERS:
+        if d.get(key) is not None and not _is_number(d[key]):
+            out.append(f"field '{key}' must be a finite number or null, got {_shown(d[key])}")
+    sr = d.get("sample_rate")
+    if sr is not None and (not isinstance(sr, int) or isinstance(sr, bool) or sr <= 0):
+        out.append(f"field 'sample_rate' must be a positive integer or null, got {_shown(sr)}")
+    for key in _STRINGS:
+        if d.get(key) is not None and not isinstance(d[key], str):
+            out.append(f"field '{key}' must be a string or null, got {_shown(d[key])}")
+    extra = d.get("extra")
+    if extra is not None and not isinstance(extra, dict):
+        out.append(f"field 'extra' must be a JSON object, got {_shown(extra)}")
+    for key in {"emotion", "sentiment", *labels}:
+        v = d.get(key, extra.get(key) if isinstance(extra, dict) else None)
+        if isinstance(v, float) and not math.isfinite(v) or isinstance(v, str) and v.strip().lower() in _MISSING:
+            out.append(f"field '{key}' is {_shown(v)}, a missing-value marker, not a label (write null)")
+    p = d.get("sentiment_probs")
+    if p is not None and not (isinstance(p, list) and len(p) == 3 and all(_is_number(x) for x in p)):
+        out.append(f"field 'sentiment_probs' must be 3 finite numbers or null, got {_shown(p)}")
+    return out

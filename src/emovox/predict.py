@@ -24,8 +24,9 @@ Pipeline for one recording (``Predictor``):
    ``emovox bench predict``, docs/RESULTS.md);
 4. one :class:`~emovox.records.SegmentRecord` per segment.
 
-Batches of files run in ``jobs`` worker processes (each loads the model once); a bad file gives
-a :class:`~emovox.records.FileResult` with ``error`` set and the batch goes on. The writers for
+Batches of files run in ``jobs`` worker processes (each loads the model once; ``emovox.jobs``);
+a bad file, any exception but an interrupt, or a worker killed mid-file (the OOM killer) gives
+that file a :class:`~emovox.records.FileResult` with ``error`` set, and the batch goes on. The writers for
 results are in ``emovox.formats``. ``backend="onnx"`` without ``onnx_dir`` exports the model
 once into the cache (``emovox.export.ensure_onnx``, imported only then).
 """
@@ -266,10 +267,9 @@ class Predictor:
             langs[i] = getattr(t, "language", None) or language
         return True
 
-    def _sentiment(self, texts: Sequence[str]) -> list[Scores]:
-        neutral = Scores("neutral", {"negative": 0.0, "neutral": 1.0, "positive": 0.0})
+    def _sentiment(self, texts: Sequence[str]) -> list[Scores | None]:
         idx = [i for i, t in enumerate(texts) if t]
-        out = [neutral] * len(texts)
+        out: list[Scores | None] = [None] * len(texts)  # no text, nothing to judge: null, not "neutral"
         if self.labeler is None or not idx:
             return out
         for i, s in zip(idx, self.labeler([texts[i] for i in idx])):
@@ -287,7 +287,7 @@ class Predictor:
             segments = self.predict(path, on_progress=on_progress)
         except AudioError as e:
             return FileResult(file=path, error=e.cause)
-        except (RuntimeError, ValueError, OSError) as e:  # a decoder or model failure on this file only
+        except Exception as e:  # noqa: BLE001 - any failure but an interrupt is this file's alone
             log.debug("prediction failed on %s", path, exc_info=True)
             return FileResult(file=path, error=f"{type(e).__name__}: {e}")
         note = None if segments else "no speech detected"
@@ -306,7 +306,7 @@ class Predictor:
         if len(paths) == 1:
             try:
                 total = round(info(paths[0]).duration, 1)
-            except AudioError:
+            except Exception:  # noqa: BLE001 - predict_file reports it
                 total = None
             bar = progress(total=total, desc="predict", unit="s", disable=disable)
             try:
@@ -322,16 +322,16 @@ class Predictor:
                     bar.update(1)
                     yield r
                 return
-            import multiprocessing as mp
+            from .jobs import ItemFailed, WorkerDied, run_pool
 
             spec = dict(self.spec, threads=max(1, self.config.threads // jobs))
-            ctx = mp.get_context("spawn")
-            with ctx.Pool(jobs, initializer=_worker_init, initargs=(spec,)) as pool:
-                for r in pool.imap(_worker_predict, paths):
-                    bar.update(1)
-                    yield r
-                pool.close()  # let the workers exit on their own (terminate() would kill them)
-                pool.join()
+            for i, r in run_pool(paths, _worker_predict, jobs, init=_worker_init, init_args=(spec,)):
+                if isinstance(r, WorkerDied):  # e.g. the OOM killer: this file failed, the batch goes on
+                    r = FileResult(file=paths[i], error=f"{r.cause} while predicting this file")
+                elif isinstance(r, ItemFailed):
+                    r = FileResult(file=paths[i], error=r.cause)
+                bar.update(1)
+                yield r
         finally:
             bar.close()
 
@@ -375,7 +375,17 @@ _WORKER: Predictor | None = None
 
 
 def _worker_init(spec: dict) -> None:
+    """Build the worker's predictor from ``spec``: ``load(**spec)``, or, when the spec names a
+    ``factory`` (``"module:function"``), that function called with the other keys."""
     global _WORKER
+    spec = dict(spec)
+    factory = spec.pop("factory", None)
+    if factory:
+        import importlib
+
+        module, _, name = factory.partition(":")
+        _WORKER = getattr(importlib.import_module(module), name)(**spec)
+        return
     import torch
 
     torch.set_num_threads(spec.get("threads", 1))
@@ -440,12 +450,14 @@ def model_version(heads, path: Path) -> str:
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[str]:
-    """Files as given, and the audio files (by suffix) under each folder, sorted."""
+    """Files as given, and the audio files (by suffix; hidden ones skipped) under each folder,
+    sorted. What a file holds is decided from its bytes when it is read, not from its name."""
     out: list[str] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            out += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            out += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS
+                          and not any(part.startswith(".") for part in f.relative_to(p).parts))
         else:
             out.append(str(p))
     return out

@@ -9,6 +9,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
+"""The text sentiment classes, in the order of every sentiment probability in emovox."""
+
 
 @dataclass
 class Scores:
@@ -31,16 +34,17 @@ class SegmentRecord:
 
     ``start``/``end`` in seconds from the start of the file; ``valence``, ``arousal`` and
     ``dominance`` on the model's unit scale (-1 negative/calm/submissive .. +1
-    positive/excited/dominant; None when the model has no such output); ``sentiment`` is the text sentiment of ``transcript``
-    (negative/neutral/positive); ``emotion`` the category from the voice; ``model`` the model
-    version that produced the record.
+    positive/excited/dominant; None when the model has no such output); ``sentiment`` is the
+    text sentiment of ``transcript`` (negative/neutral/positive), or None when there is no text
+    to judge (an empty transcript, or no transcriber); ``emotion`` the category from the voice;
+    ``model`` the model version that produced the record.
     """
 
     file: str
     start: float
     end: float
     transcript: str
-    sentiment: Scores
+    sentiment: Scores | None
     valence: float | None
     arousal: float | None
     dominance: float | None
@@ -60,8 +64,10 @@ class SegmentRecord:
         """Flat, for CSV: one column per probability (``sentiment_negative``, ``emotion_angry`` ...)."""
         row: dict[str, Any] = {"file": self.file, "start": self.start, "end": self.end,
                                "transcript": self.transcript, "language": self.language or "",
-                               "sentiment": self.sentiment.label}
-        row.update({f"sentiment_{k}": v for k, v in self.sentiment.probs.items()})
+                               "sentiment": self.sentiment.label if self.sentiment else ""}
+        probs = self.sentiment.probs if self.sentiment else {}
+        row.update({f"sentiment_{k}": probs.get(k) for k in (*SENTIMENT_LABELS, *(k for k in probs
+                                                                                 if k not in SENTIMENT_LABELS))})
         row.update(valence=self.valence, arousal=self.arousal, dominance=self.dominance,
                    emotion=self.emotion.label)
         row.update({f"emotion_{k}": v for k, v in self.emotion.probs.items()})
@@ -71,7 +77,7 @@ class SegmentRecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SegmentRecord":
         d = dict(d)
-        d["sentiment"] = Scores(**d["sentiment"])
+        d["sentiment"] = Scores(**d["sentiment"]) if d.get("sentiment") is not None else None
         d["emotion"] = Scores(**d["emotion"])
         return cls(**d)
 
@@ -95,6 +101,10 @@ class FileResult:
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "duration": self.duration, "error": self.error, "note": self.note,
                 "segments": [s.to_dict() for s in self.segments]}
+
+    def error_record(self) -> dict[str, Any]:
+        """The line that stands for a failed file in JSON lines output: ``{"file", "error"}``."""
+        return {"file": self.file, "error": self.error}
 
 
 def failures_summary(results: Sequence[FileResult]) -> str:

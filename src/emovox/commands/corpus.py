@@ -91,12 +91,23 @@ def _register_info(sub) -> None:
     p.add_argument("--check", action="store_true",
                    help="also validate every row (files present, labels in vocabulary, finite values); "
                         "exit 1 listing every problem")
+    _outside_flag(p)
+
+
+def _outside_flag(p) -> None:
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="accept audio paths that lead outside the manifest's root (absolute paths elsewhere, "
+                        "'..'); refused by default (also: EMOVOX_ALLOW_OUTSIDE_ROOT=1)")
+
+
+def _load(args):
+    from ..manifest import Manifest
+
+    return Manifest.load(args.manifest, allow_outside_root=True if args.allow_outside_root else None)
 
 
 def _info(args) -> int:
-    from ..manifest import Manifest
-
-    m = Manifest.load(args.manifest)
+    m = _load(args)
     s = m.summary()
     problems = m.validate(check_files=True) if args.check else []
     if args.check:
@@ -138,6 +149,7 @@ def _register_split(sub) -> None:
                    help="share of training utterances moved (by speaker) to validation (default 0.1)")
     p.add_argument("-o", "--output", required=True, metavar="DIR")
     p.add_argument("--json", action="store_true", help="print the per-fold summary as JSON on stdout")
+    _outside_flag(p)
 
 
 def _summary_markdown(rows: list[dict]) -> str:
@@ -153,11 +165,10 @@ def _summary_markdown(rows: list[dict]) -> str:
 
 
 def _split(args) -> int:
-    from ..manifest import Manifest
     from ..splits import fold_summary, make_folds, save_folds
     from ..utils import atomic_write_text, write_json
 
-    m = Manifest.load(args.manifest)
+    m = _load(args)
     folds = make_folds(m, args.protocol, k=args.folds, seed=args.seed, validation=args.validation)
     out = Path(args.output)
     save_folds(out / "folds.json", folds, protocol=args.protocol, seed=args.seed, corpus=m.corpus,
@@ -184,12 +195,11 @@ def _register_export(sub) -> None:
     p.add_argument("--format", required=True, choices=["emobox", "lhotse"])
     p.add_argument("-o", "--output", required=True, metavar="PATH", help="a .jsonl file (emobox) or a folder (lhotse)")
     p.add_argument("--label", default="emotion", help="emobox: the categorical field written as 'emo'")
+    _outside_flag(p)
 
 
 def _export(args) -> int:
-    from ..manifest import Manifest
-
-    m = Manifest.load(args.manifest)
+    m = _load(args)
     if args.format == "emobox":
         m.to_emobox(args.output, label=args.label)
         written = [args.output]

@@ -12,7 +12,9 @@ An item key is the SHA-256 of the extractor's config, the audio file's SHA-256 a
 ``start``/``end``, so changing any option of the extractor (or the audio bytes) gives new keys: a
 stale entry is never read. Every file is written to a temporary name and renamed into place, so two
 processes writing the same entry at once leave one complete entry and a reader never sees a
-partial file. Entries that fail to load (a disk that filled up) count as misses.
+partial file. Entries that fail to load (a disk that filled up, a truncated copy) count as misses:
+``key in cache`` checks that an item's header and size agree, and an entry found unreadable is
+removed, so the next extraction computes it again instead of failing on it forever.
 """
 
 from __future__ import annotations
@@ -109,17 +111,44 @@ class FeatureCache:
         return self.root / "items" / key[:2] / f"{key}.npy"
 
     def __contains__(self, key: str) -> bool:
-        return self.path(key).is_file()
+        """True when the item is stored whole: its .npy header reads and the file is exactly as
+        long as the header says (a truncated or garbled entry is removed and counts as a miss)."""
+        p = self.path(key)
+        if not p.is_file():
+            return False
+        try:
+            with open(p, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+                expected = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if dtype.hasobject or p.stat().st_size != expected:
+                raise ValueError(f"{p.stat().st_size} bytes, the header promises {expected}")
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError, EOFError, TypeError) as e:
+            self._discard(p, e)
+            return False
+        return True
+
+    def _discard(self, p: Path, cause: Exception) -> None:
+        log.warning("feature cache: removing unreadable entry %s (%s); it will be computed again", p, cause)
+        try:
+            p.unlink()
+        except OSError:
+            pass
 
     def get(self, key: str) -> np.ndarray | None:
-        """The stored array, or None on a miss (or an unreadable entry, which is logged)."""
+        """The stored array, or None on a miss (an unreadable entry is logged and removed, so
+        that it is computed again)."""
         p = self.path(key)
         try:
             return np.load(p, allow_pickle=False)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, EOFError) as e:
-            log.warning("feature cache: ignoring unreadable entry %s (%s)", p, e)
+            self._discard(p, e)
             return None
 
     def put(self, key: str, array: np.ndarray) -> Path:
@@ -181,8 +210,8 @@ class FeatureCache:
                 if list(z["keys"]) != list(keys):
                     return None
                 data, sizes, scalar = z["data"], z["sizes"], z["scalar"]
-        except (OSError, ValueError, KeyError, EOFError) as e:
-            log.warning("feature cache: ignoring unreadable pack %s (%s)", p, e)
+        except Exception as e:  # noqa: BLE001 - zipfile, numpy and the OS raise many types
+            self._discard(p, e)
             return None
         bounds = np.concatenate([[0], np.cumsum(sizes)])
         return [data[bounds[i]] if scalar[i] else data[bounds[i]:bounds[i + 1]] for i in range(len(keys))]

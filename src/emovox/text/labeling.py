@@ -52,7 +52,7 @@ class LabelConfig:
     threads: int = 2  # CPU threads per model
     jobs: int = 1  # parallel transcription workers (each with its own model)
     beam_size: int = 5
-    batch_size: int = 16  # texts per sentiment-labeler call (and journal flush)
+    batch_size: int = 16  # utterances handed to the transcription workers at a time (each is journaled when done)
     strict: bool = False  # stop at the first failed file
 
     def fingerprint(self, manifest_path: str | os.PathLike) -> str:
@@ -256,21 +256,21 @@ def label_manifest(manifest: Manifest, output: str | os.PathLike, config: LabelC
             def work(u: Utterance):
                 try:
                     return _transcribe_one(u, manifest, workers, config), None
-                except (AudioError, ValueError, OSError) as e:
-                    return u, str(e)
+                except Exception as e:  # noqa: BLE001 - any failure but an interrupt is this file's
+                    return u, str(e) if isinstance(e, (AudioError, ValueError, OSError)) else f"{type(e).__name__}: {e}"
 
-            results = list(pool.map(work, batch)) if pool else [work(u) for u in batch]
-            ok = []
+            # results in order, each journaled the moment it (and its sentiment) is done
+            results = pool.map(work, batch) if pool else (work(u) for u in batch)
             for u, err in results:
-                if err is None:
-                    ok.append(u)
+                if err is not None:
+                    failed[u.id] = err
+                    log.error("%s: %s", u.id, err)
+                    journal.fail(u.id, err)
+                    if config.strict:
+                        raise LabelError(f"{u.id}: {err} (--strict; rerun to resume from {jpath})")
+                    bar.update(1)
                     continue
-                failed[u.id] = err
-                log.error("%s: %s", u.id, err)
-                journal.fail(u.id, err)
-                if config.strict:
-                    raise LabelError(f"{u.id}: {err} (--strict; rerun to resume from {jpath})")
-            for u, s in zip(ok, labeler([u.transcript or "" for u in ok])):
+                s = labeler([u.transcript or ""])[0]
                 u.sentiment, u.sentiment_probs = s.label, s.probs
                 u.extra["sentiment_labeler"] = labeler.name
                 if s.empty:
@@ -280,9 +280,9 @@ def label_manifest(manifest: Manifest, output: str | os.PathLike, config: LabelC
                 u.extra.pop("label_error", None)
                 journal.add(u)
                 labelled += 1
+                bar.update(1)
                 if on_item is not None:
                     on_item(u)
-            bar.update(len(batch))
     finally:
         bar.close()
         journal.close()

@@ -85,6 +85,13 @@ class TranscriberConfig:
     device: str = "cpu"
     compute_type: str = "int8"  # CTranslate2 quantisation on CPU ("float32", "int8_float16" on GPU ...)
     beam_size: int = 5
+    temperature: float = 0.0
+    """Decoding temperature, and no fallback to others: faster-whisper's default retries a
+    window it is unsure of at 0.2, 0.4 ... 1.0 with random sampling, so the same audio gave
+    different transcripts (or none) from run to run. At 0 decoding is beam search (greedy with
+    ``beam_size=1``): the same audio, options and machine give the same words every time."""
+    seed: int = 0
+    """Seed of CTranslate2's sampler, set before each call (only matters with temperature > 0)."""
     vad: bool = False
     word_timestamps: bool = False
     initial_prompt: str | None = None
@@ -178,10 +185,14 @@ class FasterWhisperTranscriber(Transcriber):
         if self.english_only:
             language = "en"
         with self._lock:
+            if c.temperature > 0:
+                import ctranslate2
+
+                ctranslate2.set_random_seed(c.seed)
             segments, info = self.model.transcribe(
                 audio, language=language, beam_size=c.beam_size, vad_filter=c.vad,
                 word_timestamps=c.word_timestamps, initial_prompt=c.initial_prompt,
-                condition_on_previous_text=False)
+                condition_on_previous_text=False, temperature=[c.temperature])
             segs = []
             for s in segments:
                 words = None
