@@ -112,11 +112,7 @@ class TorchScorer:
         return self.heads.probe.feature_mean.detach().cpu().numpy()
 
     def score(self, audios: Sequence[np.ndarray]) -> EmotionScores:
-        import torch
-
-        pooled = self.pooled(audios)
-        with torch.inference_mode():
-            return _scores(self.heads.predict_from_pooled(pooled))
+        return self.score_features(self.features(audios))
 
 
 class OnnxScorer:

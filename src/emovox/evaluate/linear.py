@@ -78,6 +78,23 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, num_classes: int, C: float = 1.0,
     return LinearModel(W.detach(), b.detach())
 
 
+def select_logistic(z_train: np.ndarray, y_train: np.ndarray, num_classes: int, z_val: np.ndarray | None = None,
+                    y_val: np.ndarray | None = None, seed: int = 0) -> LinearModel:
+    """:func:`fit_logistic` with ``C`` chosen from :data:`LOGISTIC_C` by weighted F1 on the
+    labelled validation rows (``y_val >= 0``); C = 0.01 without validation rows."""
+    has_val = z_val is not None and y_val is not None and len(y_val) > 0
+    best = None
+    for c in LOGISTIC_C if has_val else (0.01,):
+        model = fit_logistic(z_train, y_train, num_classes, c, seed)
+        s = 0.0
+        if has_val and (y_val >= 0).any():
+            keep = y_val >= 0
+            s = weighted_f1(y_val[keep], model(z_val[keep]).argmax(1), list(range(num_classes)))
+        if best is None or s > best[0]:
+            best = (s, model)
+    return best[1]
+
+
 def fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float = 0.0) -> LinearModel:
     """Ridge regression of ``y`` (N,) or (N, K) on ``x`` (N, D), intercept unpenalised, in closed
     form; ``alpha = 0`` is ordinary least squares (minimum-norm where ``x`` is rank deficient)."""
@@ -107,16 +124,8 @@ def linear_baseline(x_train: np.ndarray, train: Targets, x_test: np.ndarray, tes
     zva = std(flat(x_val)) if has_val else None
     logits = attrs = None
     if train.y is not None:
-        best = None
-        for c in LOGISTIC_C if has_val else (0.01,):
-            model = fit_logistic(ztr, train.y, len(train.labels), c, seed)
-            s = 0.0
-            if has_val and (val.y >= 0).any():
-                keep = val.y >= 0
-                s = weighted_f1(val.y[keep], model(zva[keep]).argmax(1), list(range(len(train.labels))))
-            if best is None or s > best[0]:
-                best = (s, model)
-        logits = best[1](zte)
+        model = select_logistic(ztr, train.y, len(train.labels), zva, val.y if has_val else None, seed)
+        logits = model(zte)
     if train.a is not None:
         attrs = np.zeros((len(test), len(train.attributes)), np.float64)
         for k in range(len(train.attributes)):

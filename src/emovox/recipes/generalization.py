@@ -20,8 +20,8 @@ import numpy as np
 
 from ..corpora.vocab import MODEL_EMOTIONS
 from ..evaluate.calibration import expected_calibration_error, fit_temperature, softmax
-from ..evaluate.linear import fit_logistic
-from ..evaluate.metrics import compute_metrics, weighted_f1
+from ..evaluate.linear import select_logistic
+from ..evaluate.metrics import compute_metrics
 from ..evaluate.targets import IGNORE_INDEX, Targets
 from ..features.normalize import Standardizer
 from ..splits import holdout
@@ -67,12 +67,11 @@ SHIPPED = "linear"
 
 @dataclass
 class Fitted:
-    """A trained candidate: ``logits(x (N, L, D)) -> (N, C)``, ``attributes(x) -> (N, 3)`` or None,
-    its calibration temperature, the Probe when there is one, and the validation rows."""
+    """A trained candidate: ``outputs(x (N, L, D)) -> (logits (N, C), attributes (N, 3) or None)``
+    in one pass, its calibration temperature, the Probe when there is one, and the training mean."""
 
     candidate: Candidate
-    logits: Any
-    attributes: Any
+    outputs: Any
     temperature: float
     probe: Any = None
     mean: np.ndarray | None = None  # (L, D) training feature mean (for recording adaptation)
@@ -140,16 +139,10 @@ def _fit_logistic(candidate: Candidate, x, y, tr, va, seed) -> Fitted:
     flat = x.reshape(len(x), -1)
     std = Standardizer.fit(flat[tr], 5.0)
     keep_tr, keep_va = tr[y[tr] >= 0], va[y[va] >= 0]
-    best = None
-    for C in (0.001, 0.01, 0.1):
-        model = fit_logistic(std(flat[keep_tr]), y[keep_tr], len(MODEL_EMOTIONS), C, seed)
-        s = weighted_f1(y[keep_va], model(std(flat[keep_va])).argmax(1), list(range(len(MODEL_EMOTIONS))))
-        if best is None or s > best[0]:
-            best = (s, model)
-    model = best[1]
-    logits = lambda z: model(std(z.reshape(len(z), -1)))  # noqa: E731
-    t = fit_temperature(logits(x[keep_va]), y[keep_va])
-    return Fitted(candidate, logits, None, t, mean=x[tr].mean(0))
+    model = select_logistic(std(flat[keep_tr]), y[keep_tr], len(MODEL_EMOTIONS), std(flat[keep_va]), y[keep_va], seed)
+    outputs = lambda z: (model(std(z.reshape(len(z), -1))), None)  # noqa: E731
+    t = fit_temperature(outputs(x[keep_va])[0], y[keep_va])
+    return Fitted(candidate, outputs, t, mean=x[tr].mean(0))
 
 
 def _fit_probe(candidate: Candidate, x, y, a, masks, tr, va, weights, seed) -> Fitted:
@@ -168,11 +161,10 @@ def _fit_probe(candidate: Candidate, x, y, a, masks, tr, va, weights, seed) -> F
         return ProbeData(x[idx], t, [], masks[idx] if candidate.mask else None, w)
 
     probe, _ = train_probe(data(tr, weights), data(va), cfg)
-    logits = lambda z: predict(probe, z)[0]  # noqa: E731
-    attributes = lambda z: predict(probe, z)[1]  # noqa: E731
+    outputs = lambda z: predict(probe, z)  # noqa: E731
     keep_va = va[y[va] >= 0]
-    t = fit_temperature(logits(x[keep_va]), y[keep_va])
-    return Fitted(candidate, logits, attributes, t, probe=probe, mean=x[tr].mean(0))
+    t = fit_temperature(outputs(x[keep_va])[0], y[keep_va])
+    return Fitted(candidate, outputs, t, probe=probe, mean=x[tr].mean(0))
 
 
 # ---------------------------------------------------------------------------- scoring
@@ -225,14 +217,15 @@ def score(fitted: Fitted, c: CorpusData, condition: str = "clean", classes: Sequ
             x[g] = adapt_to_recording(x[g], fitted.mean)
     y = c.y[idx]
     classes = list(c.classes if classes is None else classes)
-    z = closed_set(np.asarray(fitted.logits(x), np.float64), classes)
+    logits, attributes = fitted.outputs(x)
+    z = closed_set(np.asarray(logits, np.float64), classes)
     keep = np.isin(y, classes)
     out = compute_metrics(np.where(keep, y, IGNORE_INDEX), z, len(MODEL_EMOTIONS))
     probs_raw, probs_cal = softmax(z), softmax(z, fitted.temperature)
     out["ece"] = expected_calibration_error(probs_raw, np.where(keep, y, -1))
     out["ece_calibrated"] = expected_calibration_error(probs_cal, np.where(keep, y, -1))
-    if fitted.attributes is not None:
-        dims = np.clip(fitted.attributes(x), -1, 1)
+    if attributes is not None:
+        dims = np.clip(attributes, -1, 1)
         out.update({k: v for k, v in compute_metrics(a_true=c.a[idx], a_pred=dims, attributes=ATTRIBUTE_NAMES).items()
                     if k.startswith("ccc")})
     return out
