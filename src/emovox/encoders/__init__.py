@@ -6,6 +6,9 @@
   the CTranslate2 weights pip packages ship; options ``pad_to_30s``, ``max_windows``;
 * ``"wavenet"``: the speech-to-text-wavenet ASR of Tits et al. (randomly initialised, or
   ``checkpoint=PATH`` saved by :meth:`WaveNetASR.save`); options are :class:`WaveNetConfig` fields;
+* ``"care"``: CARE (Dutta & Ganapathy 2024, :mod:`.care`): ``checkpoint=PATH`` (a ``care.pt`` of
+  ``emovox pretrain care`` or its folder; the path alone works too) or, untrained, options that
+  are :class:`~.care.CareConfig` fields; ``expose="acoustic"``/``"semantic"`` reads one branch;
 * a Hugging Face id (``"openai/whisper-small"``, ``"microsoft/wavlm-base"``; needs network) or a
   local folder: a CTranslate2 Whisper directory, or a ``save_pretrained`` folder (Whisper is
   ported into :class:`WhisperEncoder`; other speech models run through ``transformers.AutoModel``
@@ -72,6 +75,10 @@ def _load_path_or_hub(name: str, device, **options) -> Encoder:
     path = Path(os.path.expanduser(name))
     if path.is_dir() and (path / "model.bin").is_file():
         return load_whisper(str(path), device=device, **options)
+    if (path.is_file() and path.suffix == ".pt") or (path.is_dir() and (path / "care.pt").is_file()):
+        from .care import load_care  # a CARE checkpoint or the pre-training folder holding one
+
+        return load_care(path, device=device, **options)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path}: an encoder is a model folder or a registered name, not a file")
     if path.is_dir() and not (path / "config.json").is_file():
@@ -107,6 +114,15 @@ def _wavenet_factory(device="cpu", checkpoint: str | None = None, **options) -> 
 register_encoder("whisper-tiny.en", _whisper_factory("tiny.en"))
 register_encoder("whisper-base", _whisper_factory("base"))
 register_encoder("wavenet", _wavenet_factory)
+
+
+def _care_factory(device="cpu", **options) -> Encoder:
+    from .care import care_factory
+
+    return care_factory(device=device, **options)
+
+
+register_encoder("care", _care_factory)
 
 __all__ = ["Encoder", "EncoderOutput", "pad_batch", "load_encoder", "register_encoder", "available_encoders",
            "DEFAULT_ENCODER"]

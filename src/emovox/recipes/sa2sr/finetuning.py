@@ -35,9 +35,9 @@ from ...manifest import Manifest
 from ...train.data import pad_sequence
 from ...utils import atomic_torch_save, write_json
 from .config import FinetuneConfig
-from .data import Clip, EmotionSet, finetune_collate, scan
+from ...train.runs import Clip, check_run_config, make_trainer, scan
+from .data import EmotionSet, finetune_collate
 from .model import FINETUNED_KIND, EmotionModel, load_pretrained_encoder, reinitialise
-from .runs import check_run_config, make_trainer
 
 log = logging.getLogger("emovox.sa2sr")
 

@@ -29,12 +29,11 @@ from ... import distributed as D
 from ...encoders.bilstm import BiLSTMEncoder, save_encoder
 from ...heads.ctc import greedy_decode
 from ...manifest import SENTIMENTS, Manifest
-from ...splits import holdout
+from ...train.runs import check_run_config, make_trainer, split_clips
 from ...utils import atomic_torch_save, write_json
 from .config import PretrainConfig
-from .data import Clip, PretrainSet, pretrain_collate, scan
+from .data import PretrainSet, pretrain_collate
 from .model import KIND, SA2SRModel, build_encoder, make_vocab
-from .runs import check_run_config, make_trainer
 
 log = logging.getLogger("emovox.sa2sr")
 
@@ -70,41 +69,6 @@ def pretrain_metrics(model: SA2SRModel, batches, vocab) -> dict[str, float]:
     return {"cer": c, "auc": auc, "m": c - (auc if math.isfinite(auc) else 0.5)}
 
 
-def _clips(manifests: Sequence[Manifest], validation: Sequence[Manifest],
-           cfg: PretrainConfig) -> tuple[list[Clip], list[Clip], list[dict[str, str]]]:
-    """Training and validation clips (transcribed, readable, at most ``max_seconds``) and the
-    records left out with the reason."""
-    train, val, failed, untranscribed = [], [], [], 0
-    for m in manifests:
-        recs = [u for u in m.records if (u.transcript or "").strip()]
-        untranscribed += len(m.records) - len(recs)
-        if cfg.limit:
-            recs = recs[: cfg.limit]
-        clips, bad = scan(m, recs)
-        failed += bad
-        failed += [{"id": c.utt.id, "error": f"longer than max_seconds={cfg.max_seconds}"}
-                   for c in clips if c.seconds > cfg.max_seconds]
-        clips = [c for c in clips if c.seconds <= cfg.max_seconds]
-        if validation:
-            train += clips
-            continue
-        by_id = {c.utt.id: c for c in clips}
-        tr, va = holdout([c.utt for c in clips], cfg.validation_fraction, cfg.seed)
-        train += [by_id[i] for i in tr]
-        val += [by_id[i] for i in va]
-    for m in validation:
-        clips, bad = scan(m, [u for u in m.records if (u.transcript or "").strip()])
-        val += clips
-        failed += bad
-    if untranscribed:
-        log.warning("%d record(s) without a transcript are not used for pre-training", untranscribed)
-    if not train:
-        raise ValueError("pre-training: no usable transcribed utterance in the given manifest(s)")
-    if not val:
-        raise ValueError("pre-training: no validation utterance (give a validation manifest or more data)")
-    return train, val, failed
-
-
 def pretrain(manifests: Sequence[Manifest], out_dir: str | os.PathLike, config: PretrainConfig | None = None,
              resume: bool = True, validation: Sequence[Manifest] = ()) -> dict[str, Any]:
     """Pre-train on the transcribed records of ``manifests``; writes to ``out_dir``:
@@ -119,7 +83,9 @@ def pretrain(manifests: Sequence[Manifest], out_dir: str | os.PathLike, config: 
         raise ValueError(f"ctc_reduction must be one of {CTC_REDUCTIONS}, got {cfg.ctc_reduction!r}")
     out = Path(out_dir)
     check_run_config(out, cfg, resume)
-    train_clips, val_clips, failed = _clips(manifests, validation, cfg)
+    train_clips, val_clips, failed = split_clips(
+        manifests, validation, fraction=cfg.validation_fraction, seed=cfg.seed, need_text=True, limit=cfg.limit,
+        max_seconds=cfg.max_seconds)
     vocab = make_vocab(cfg.vocab, [c.utt.transcript or "" for c in train_clips])
     model = SA2SRModel(build_encoder(cfg.encoder, cfg.bilstm, cfg.seed), len(vocab), cfg.sentiment_hidden)
     train_set = PretrainSet(train_clips, vocab, cfg.speeds)
