@@ -36,8 +36,7 @@ from ..features.descriptors import COMPONENTS, DescriptorConfig, frame_descripto
 from ..manifest import Manifest
 from ..tensors import lengths_to_mask
 from ..train.data import pad_collate
-from ..train.runs import Clip, check_run_config, make_trainer, split_clips
-from ..utils import write_json
+from ..train.runs import Clip, check_run_config, finish_run, make_trainer, split_clips
 
 log = logging.getLogger("emovox.care")
 
@@ -243,10 +242,7 @@ def pretrain(manifests: Sequence[Manifest], out_dir: str | os.PathLike, config: 
     if D.rank() == 0:
         save_care(model.cpu(), out / "care.pt", metrics=res.best_metrics, step=res.best_step,
                   source="emovox pretrain care")
-        write_json(out / "history.json", res.history)
-        write_json(out / "result.json", result)
-        plot_curves(res.history, out / "curves.png")
-    D.barrier()
+    finish_run(out, result, plot_curves)
     return result
 
 

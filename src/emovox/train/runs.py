@@ -172,3 +172,13 @@ def make_trainer(model, train_set, val_set, cfg, out: Path, step: Callable, eval
                       validation_data=val_set, evaluate=evaluate, lengths=lengths, **trainer_kw)
     holder["trainer"] = trainer
     return trainer
+
+
+def finish_run(out: Path, result: dict[str, Any], plot: Callable[[list, Path], None]) -> None:
+    """Rank 0 writes ``history.json``, ``result.json`` and ``curves.png`` (``plot(history,
+    path)``) into the run folder; every rank waits for it."""
+    if D.rank() == 0:
+        write_json(out / "history.json", result["history"])
+        write_json(out / "result.json", result)
+        plot(result["history"], out / "curves.png")
+    D.barrier()

@@ -29,8 +29,8 @@ from ... import distributed as D
 from ...encoders.bilstm import BiLSTMEncoder, save_encoder
 from ...heads.ctc import greedy_decode
 from ...manifest import SENTIMENTS, Manifest
-from ...train.runs import check_run_config, make_trainer, split_clips
-from ...utils import atomic_torch_save, write_json
+from ...train.runs import check_run_config, finish_run, make_trainer, split_clips
+from ...utils import atomic_torch_save
 from .config import PretrainConfig
 from .data import PretrainSet, pretrain_collate
 from .model import KIND, SA2SRModel, build_encoder, make_vocab
@@ -113,10 +113,7 @@ def pretrain(manifests: Sequence[Manifest], out_dir: str | os.PathLike, config: 
                            "model": model.state_dict(), "metrics": res.best_metrics}, out / "sa2sr.pt")
         if isinstance(model.encoder, BiLSTMEncoder):
             save_encoder(model.encoder, out / "encoder.pt", source="emovox pretrain sa2sr", metrics=res.best_metrics)
-        write_json(out / "history.json", res.history)
-        write_json(out / "result.json", result)
-        plot_curves(res.history, out / "curves.png")
-    D.barrier()
+    finish_run(out, result, plot_curves)
     return result
 
 
