@@ -270,11 +270,14 @@ def test_signal_ends_workers_and_keeps_what_finished(tmp_path, speech, sig):
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(pid) for pid in workers), "orphaned worker processes"
-    assert [p.name for p in out.parent.iterdir()] == ["res.jsonl"], "a hidden partial file was left"
+    # no hidden partial file; the parts folder keeps what finished, for a rerun (emovox.predict_runs)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["res.jsonl", "res.jsonl.parts"]
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     done = {Path(x["file"]).name for x in lines if not x.get("error")}
     missing = {Path(x["file"]).name: x["error"] for x in lines if x.get("error")}
     assert done and done | set(missing) == set(names) and not done & set(missing)
+    journal = [json.loads(x) for x in (out.parent / "res.jsonl.parts" / "rank-0.jsonl").read_text().splitlines()]
+    assert {Path(x["file"]).name for x in journal if x["result"]["error"] is None} == done
     assert all("interrupted" in e for e in missing.values())
     assert sum(1 for x in lines if not x.get("error")) == 2 * len(done)  # every finished file whole
 

@@ -204,8 +204,8 @@ def test_page_uploads_and_draws_in_headless_chromium(tmp_path, speech_clips):
     assert plot.size and width > 500 and height > 100
     white = (plot > 245).all(axis=2).mean()
     assert white < 0.97, "the timeline is blank"
-    valence_blue = (np.abs(plot - np.array([0x2F, 0x6F, 0xDE])).sum(axis=2) < 60).sum()
-    arousal_red = (np.abs(plot - np.array([0xE4, 0x57, 0x2E])).sum(axis=2) < 60).sum()
-    assert valence_blue > 100 and arousal_red > 100, (valence_blue, arousal_red)
+    lines = (np.abs(plot - np.array([0x1D, 0x23, 0x30])).sum(axis=2) < 60).sum()  # valence and arousal
+    happy = (np.abs(plot - np.array([0xF5, 0xB4, 0x00])).sum(axis=2) < 60).sum()  # the palette's amber band
+    assert lines > 200 and happy > 500, (lines, happy)
     colours = {tuple(c) for c in plot.reshape(-1, 3)[:: 7]}
     assert len(colours) > 8  # lines, the emotion band, labels: not one flat colour

@@ -66,14 +66,56 @@ def test_e5_on_arabic():
 
 def test_vader_derivation():
     assert vader_label(0.05) == "positive" and vader_label(-0.05) == "negative" and vader_label(0.049) == "neutral"
-    # neutral wording with compound 0: confident neutral; cancelling polarity: uncertain neutral
-    assert vader_probs(0.0, 1.0)[1] > 0.98
-    assert 0.4 < vader_probs(0.0, 0.0)[1] < 0.7
-    # monotone in compound, argmax consistent with the thresholds
-    pos = [vader_probs(c, 0.5)[2] for c in np.linspace(-1, 1, 41)]
-    assert all(b >= a for a, b in zip(pos, pos[1:]))
-    for c in np.linspace(-1, 1, 81):
-        assert SENTIMENTS[int(np.argmax(vader_probs(c, 0.6)))] == vader_label(c)
+    # neutral wording with compound 0: a sure neutral; polarities that cancel: an unsure one
+    assert 0.85 < vader_probs(0.0, 1.0)[1] < 0.95
+    assert 0.4 < vader_probs(0.0, 0.0)[1] < 0.5
+    # P(positive) never falls and P(negative) never rises with the compound, whatever neu is
+    for neu in (0.0, 0.5, 1.0):
+        grid = [vader_probs(c, neu) for c in np.linspace(-1, 1, 401)]
+        assert all(b[2] >= a[2] and b[0] <= a[0] for a, b in zip(grid, grid[1:]))
+    # argmax is VADER's label everywhere, the inclusive thresholds included; sums to 1
+    for c in [*np.round(np.linspace(-1, 1, 81), 4), 0.05, -0.05, 0.0499, -0.0499, 0.0501, -0.0501]:  # VADER: 4 decimals
+        for neu in (0.0, 0.3, 0.6, 1.0):
+            p = vader_probs(c, neu)
+            assert abs(sum(p) - 1) < 1e-9 and min(p) >= 0
+            assert SENTIMENTS[int(np.argmax(np.round(p, 6)))] == vader_label(c), (c, neu, p)
+    # graded, not one-hot: just past the threshold polar and neutral are even
+    assert abs(vader_probs(0.05, 0.5)[2] - vader_probs(0.05, 0.5)[1]) < 1e-3
+
+
+GRADED = [  # (text, VADER's label, bounds on that label's probability); VADER compound in the comment
+    ("The meeting is scheduled for Tuesday.", "neutral", 0.85, 0.95),  # 0.0, no sentiment word
+    ("It was fine.", "positive", 0.52, 0.66),  # 0.20
+    ("I like it.", "positive", 0.6, 0.75),  # 0.36
+    ("This is great.", "positive", 0.74, 0.86),  # 0.62
+    ("I love this, it is absolutely wonderful!", "positive", 0.84, 0.94),  # 0.86
+    ("I don't like it.", "negative", 0.55, 0.72),  # -0.28
+    ("This is terrible, I hate it.", "negative", 0.8, 0.92),  # -0.78
+]
+
+
+def test_vader_probabilities_are_graded():
+    """Mildly polar sentences get about 0.6, strongly polar ones about 0.9, plain statements a
+    sure neutral: probabilities say how sure VADER is, not 1.00 for everything."""
+    out = get_labeler("vader")([t for t, *_ in GRADED])
+    _check(out)
+    for s, (text, label, lo, hi) in zip(out, GRADED):
+        p = s.probs[SENTIMENTS.index(label)]
+        assert s.label == label and lo < p < hi, (text, s)
+    assert max(out[1].probs) < 0.7 and max(out[2].probs) < 0.8  # the mild ones are far from certain
+
+
+def test_vader_probabilities_are_ordered():
+    """From strongly negative to strongly positive, P(positive) rises and P(negative) falls."""
+    texts = ["I am so sad and angry about this awful mess.", "This is terrible, I hate it.", "I don't like it.",
+             "The meeting is scheduled for Tuesday.", "It was fine.", "I like it.", "This is great.",
+             "I love this, it is absolutely wonderful!"]
+    out = get_labeler("vader")(texts)
+    pos, neg = [s.probs[2] for s in out], [s.probs[0] for s in out]
+    assert all(b > a for a, b in zip(pos[3:], pos[4:])), pos  # rises across the positive side
+    assert all(b < a for a, b in zip(neg[:3], neg[1:4])), neg  # falls across the negative side
+    assert all(b >= a for a, b in zip(pos, pos[1:])) and all(b <= a for a, b in zip(neg, neg[1:]))
+    assert [s.score for s in out] == sorted(s.score for s in out)
 
 
 def test_label_mapping_for_transformers_models():

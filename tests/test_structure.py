@@ -13,7 +13,7 @@ MAX_LINES = 500
 LAYERS: list[list[str]] = [
     ["emovox.utils", "emovox.tensors", "emovox.distributed", "emovox.version", "emovox.jobs"],
     ["emovox.audio", "emovox.containers", "emovox.resample", "emovox.manifest", "emovox.report.tables", "emovox.report.plots", "emovox.text.vocab",
-     "emovox.text.normalize"],
+     "emovox.text.normalize", "emovox.report.palette"],
     ["emovox.corpora", "emovox.splits"],
     ["emovox.features"],
     ["emovox.encoders"],
@@ -23,7 +23,7 @@ LAYERS: list[list[str]] = [
     ["emovox.evaluate"],
     ["emovox.emotion_model", "emovox.records"],
     ["emovox.recipes", "emovox.report"],
-    ["emovox.scoring", "emovox.formats", "emovox.export"],
+    ["emovox.scoring", "emovox.formats", "emovox.export", "emovox.predict_runs"],
     ["emovox.predict"],
     ["emovox.serve", "emovox.gate"],
     ["emovox.bench", "emovox.commands", "emovox.cli", "emovox.__main__", "emovox"],

@@ -72,13 +72,28 @@ def describe_exit(code: int | None) -> str:
 
 def _die_with_parent() -> None:
     """Linux: have the kernel SIGKILL this process when its parent dies."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
+    end_with_parent(signal.SIGKILL)
 
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
+
+def end_with_parent(signum: int = signal.SIGTERM) -> bool:
+    """Linux: have the kernel send ``signum`` to this process when its parent dies (e.g. a
+    torchrun rank whose launcher was killed: torchrun starts ranks in sessions of their own, so
+    they would run on, orphaned). Sent at once if the parent is already gone. True when set."""
+    import os
+
+    if not sys.platform.startswith("linux"):
+        return False
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        if ctypes.CDLL(None, use_errno=True).prctl(1, int(signum)) != 0:  # PR_SET_PDEATHSIG
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # it died before the request: nobody will send the signal
+        os.kill(os.getpid(), signum)
+    return True
 
 
 def _worker_main(conn, init: Callable | None, init_args: tuple, func: Callable) -> None:
@@ -306,4 +321,4 @@ def exit_code(signum: int) -> int:
 
 
 __all__ = ["run_pool", "WorkerDied", "ItemFailed", "PoolError", "Interrupted", "Interrupts", "describe_exit",
-           "exit_code", "STOP_GRACE"]
+           "exit_code", "end_with_parent", "STOP_GRACE"]

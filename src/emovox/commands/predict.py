@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import os
+import signal
 import sys
 from pathlib import Path
+from typing import Iterator
 
 from ._common import add_command
 
@@ -18,7 +20,10 @@ def register(sub) -> None:
     p.add_argument("--model", default=None, help="emotion model file (default: the bundled model)")
     p.add_argument("--format", choices=("table", "jsonl", "csv"), default=None,
                    help="output format (default: table on a terminal or with no -o, else from -o's suffix)")
-    p.add_argument("-o", "--output", default=None, help="write results here (atomically) instead of stdout")
+    p.add_argument("-o", "--output", default=None,
+                   help="write results here (atomically) instead of stdout; finished files are journaled in "
+                        "OUTPUT.parts/, so rerunning after a kill skips them and retries failures; under torchrun "
+                        "the ranks share the files and rank 0 writes OUTPUT")
     p.add_argument("--json", action="store_true", help="same as --format jsonl")
     p.add_argument("--plot", default=None, metavar="PNG",
                    help="timeline PNG of valence/arousal and categories (one input: this path; several: "
@@ -104,12 +109,57 @@ def check_outputs(paths: list[str], output: str | None, plot: str | None) -> str
     return None
 
 
+def _say(text: str) -> None:
+    from .. import distributed
+
+    who = f"emovox predict [rank {distributed.rank()}]" if distributed.world_size() > 1 else "emovox predict"
+    print(f"{who}: {text}", file=sys.stderr)
+
+
+def _results(model, paths: list[str], jobs: int, stop, done: list) -> Iterator:
+    """The batch's results as they finish, each reported on stderr and appended to ``done``;
+    after SIGTERM/SIGINT, what had finished before it (the workers are ended first), then the
+    end (``stop.signum`` says why)."""
+    it = model.predict_batch(paths, jobs=jobs)
+    draining = False
+    try:
+        while True:
+            r = None
+            try:
+                if draining:  # the pool hands over what had arrived before the signal
+                    r = next(it)
+                else:
+                    with stop.allowed():
+                        r = next(it)
+                    draining = stop.signum is not None
+            except StopIteration:
+                break
+            except KeyboardInterrupt:
+                if r is None:
+                    break
+            done.append(r)
+            if not r.ok:
+                _say(f"{r.file}: {r.error}")
+            elif r.note:
+                _say(f"{r.file}: {r.note}")
+            yield r
+            if r is not None and stop.signum is not None and not draining:
+                break
+    finally:
+        it.close()
+
+
+def _interrupted(signum: int) -> str:
+    return f"not processed: interrupted by {signal.Signals(signum).name}"
+
+
 def run(args) -> int:
+    from .. import distributed
     from ..formats import FORMATS
     from ..jobs import Interrupts, PoolError, exit_code
     from ..predict import expand_inputs, load
+    from ..predict_runs import RunError
     from ..records import FileResult, failures_summary
-    from ..utils import atomic_open
     from ..vad import VADConfig
 
     paths = expand_inputs(args.inputs)
@@ -120,61 +170,36 @@ def run(args) -> int:
     if problem:
         print(f"emovox predict: refusing: {problem}", file=sys.stderr)
         return 1
-    jobs = args.jobs if args.jobs is not None else (2 if len(paths) > 1 else 1)
+    world = distributed.world_size()
+    if world > 1 and not args.output:
+        print("emovox predict: refusing: under torchrun the ranks share their work through -o OUTPUT "
+              "(give one on a folder every rank can reach)", file=sys.stderr)
+        return 1
+    if world > 1:  # torchrun starts each rank in a session of its own: end with it, not orphaned
+        from ..jobs import end_with_parent
+
+        end_with_parent(signal.SIGTERM)
+    jobs = args.jobs if args.jobs is not None else (2 if len(paths) > 1 and world == 1 else 1)
+    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))) if world > 1 else 1
     vad = VADConfig(threshold=args.vad_threshold, max_segment=args.max_segment, min_segment=args.min_segment)
     model = load(args.model, backend=args.backend, transcriber=args.transcriber, language=args.language,
-                 sentiment=args.sentiment, threads=max(1, args.threads), vad=vad, onnx_dir=args.onnx_dir)
+                 sentiment=args.sentiment, threads=max(1, args.threads // local), vad=vad, onnx_dir=args.onnx_dir)
     fmt = FORMATS[_format(args)]
-    results: list = []
     with Interrupts() as stop:
-        def report(r):
-            results.append(r)
-            if not r.ok:
-                print(f"emovox predict: {r.file}: {r.error}", file=sys.stderr)
-            elif r.note:
-                print(f"emovox predict: {r.file}: {r.note}", file=sys.stderr)
-            return r
-
-        def each():
-            """The batch's results; after SIGTERM/SIGINT, what had finished and then an error
-            record for every file not done (the workers are ended first)."""
-            it = model.predict_batch(paths, jobs=jobs)
-            draining = False
-            try:
-                while True:
-                    r = None
-                    try:
-                        if draining:  # the pool hands over what had arrived before the signal
-                            r = next(it)
-                        else:
-                            with stop.allowed():
-                                r = next(it)
-                            draining = stop.signum is not None
-                    except StopIteration:
-                        break
-                    except KeyboardInterrupt:
-                        if r is not None:
-                            yield report(r)
-                        break
-                    yield report(r)
-            finally:
-                it.close()
-            if stop.signum is not None:
-                import signal
-
-                cause = f"not processed: interrupted by {signal.Signals(stop.signum).name}"
-                for p in paths[len(results):]:
-                    yield report(FileResult(file=p, error=cause))
-
         try:
-            with contextlib.ExitStack() as stack:
-                out = stack.enter_context(atomic_open(args.output, "w", encoding="utf-8", newline="")) \
-                    if args.output else sys.stdout
-                for text in fmt(each()):
-                    out.write(text)
-                    out.flush()
-        except PoolError as e:
-            print(f"emovox predict: error: {e}", file=sys.stderr)
+            if args.output:
+                results = _to_file(args, model, paths, jobs, fmt, stop)
+                if results is None:  # not rank 0: its part is in the journal, rank 0 reports
+                    return exit_code(stop.signum) if stop.signum is not None else 0
+            else:
+                results = []
+                tail = lambda: (FileResult(file=p, error=_interrupted(stop.signum))  # noqa: E731
+                                for p in (paths[len(results):] if stop.signum is not None else []))
+                for text in fmt(itertools.chain(_results(model, paths, jobs, stop, results), _lazy(tail))):
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
+        except (PoolError, RunError) as e:
+            _say(f"error: {e}")
             return 1
         if args.plot:
             from ..report.timeline import plot_timeline
@@ -182,17 +207,55 @@ def run(args) -> int:
             for r, target in zip(results, plot_targets(paths, args.plot)):
                 if r.ok and r.segments:
                     plot_timeline(r.segments, target, title=Path(r.file).name)
-                    print(f"emovox predict: timeline written to {target}", file=sys.stderr)
+                    _say(f"timeline written to {target}")
         summary = failures_summary(results)
         if summary:
             sys.stderr.write(summary)
         ok = sum(r.ok for r in results)
-        print(f"emovox predict: {ok} of {len(results)} file(s) done, "
-              f"{sum(len(r.segments) for r in results)} segment(s)", file=sys.stderr)
+        _say(f"{ok} of {len(results)} file(s) done, {sum(len(r.segments) for r in results)} segment(s)")
         if stop.signum is not None:
-            import signal
-
-            print(f"emovox predict: interrupted by {signal.Signals(stop.signum).name}; the output holds the "
-                  f"{ok} finished file(s) and an error record for each of the others", file=sys.stderr)
+            _say(f"interrupted by {signal.Signals(stop.signum).name}; the output holds the {ok} finished file(s) "
+                 "and an error record for each of the others" +
+                 (f" (rerun the same command to finish: {args.output}.parts keeps what is done)" if args.output
+                  else ""))
             return exit_code(stop.signum)
     return 1 if (args.strict and ok < len(results)) else 0
+
+
+def _lazy(make) -> Iterator:
+    yield from make()
+
+
+def _to_file(args, model, paths: list[str], jobs: int, fmt, stop) -> list | None:
+    """Predict this rank's share of ``paths`` into the parts journal (resuming from it), then on
+    rank 0 write ``-o`` from every rank's results (``emovox.predict_runs``). Returns the results
+    of all inputs on rank 0, None elsewhere."""
+    from ..predict_runs import PredictRun
+    from ..utils import atomic_open
+
+    run = PredictRun(args.output, model, paths)
+    if run.skipped:
+        _say(f"resuming: {len(run.skipped)} of {len(run.mine)} file(s) already done in {run.dir}, skipped; "
+             f"{len(run.todo)} to do")
+    run.connect()
+    try:
+        mine: list = []
+        with run:
+            for r in _results(model, run.todo, jobs, stop, mine):
+                run.add(r)
+        if stop.signum is None:
+            run.finish()
+        if run.rank != 0:
+            failed = sum(not r.ok for r in mine)
+            _say(f"{len(mine) - failed} of {len(mine)} file(s) of this rank done, {failed} failed; rank 0 writes "
+                 f"{args.output}")
+            return None
+        results = run.results(missing=_interrupted(stop.signum) if stop.signum is not None else None)
+        with atomic_open(args.output, "w", encoding="utf-8", newline="") as out:
+            for text in fmt(results):
+                out.write(text)
+        if stop.signum is None and all(r.ok for r in results):
+            run.remove()
+        return results
+    finally:
+        run.close_group()

