@@ -15,13 +15,17 @@ Pipeline for one recording (``Predictor``):
    ``emovox.scoring.EmotionScorer``: the Whisper encoder on PyTorch (``TorchScorer``) or ONNX
    Runtime (``OnnxScorer``, ``backend="onnx"``), whose per-layer means over time feed the
    emotion heads (valence, arousal, dominance and category probabilities);
-3. consecutive segments are transcribed together by faster-whisper (tiny.en by default), joined
-   by ``transcribe_gap`` s of silence into windows of up to ``transcribe_window`` s, and each
-   word goes back to its segment by its timestamp; the text goes to the sentiment labeler
-   (VADER by default). Why not share one encoder pass: CTranslate2 exposes only Whisper's last
-   encoder layer while the heads read every layer, and faster-whisper pads every call to a
-   30 s window, so one call per segment costs far more than grouped calls (measured by
-   ``emovox bench predict``, docs/RESULTS.md);
+3. each segment is transcribed from its own audio, so no word can cross a segment boundary
+   and no segment loses its words to a neighbour: consecutive segments (up to
+   ``transcribe_window`` s of them) go to ``transcriber.transcribe_segments``, which with
+   faster-whisper (tiny.en by default) encodes each segment alone without the 30 s padding of
+   a plain call and decodes them in batches (``emovox.text.whisper_segments``); other
+   transcribers take one call per segment. The text goes to the sentiment labeler (VADER by
+   default). Two encoder passes (PyTorch for the heads, CTranslate2 int8 for the decoder), not
+   one: feeding the emotion pass's last layer to the decoder was 12-14% faster but raised the
+   WER of short utterances (AN4: 0.33 -> 0.44 unpadded, 0.37 when the emotion pass also reads
+   the decoder's 1 s of silence, which changes the heads' features), measured by ``emovox
+   bench shared-pass`` (docs/RESULTS.md);
 4. one :class:`~emovox.records.SegmentRecord` per segment.
 
 Batches of files run in ``jobs`` worker processes (each loads the model once; ``emovox.jobs``);
@@ -46,6 +50,7 @@ from .version import __version__
 from .audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, info
 from .records import FileResult, Scores, SegmentRecord
 from .scoring import BACKENDS, EmotionScorer, make_scorer
+from .utils import release_memory
 from .vad import Segment, Segmenter, VADConfig
 
 log = logging.getLogger("emovox.predict")
@@ -75,11 +80,10 @@ class PredictConfig:
     batch_segments: int = 1
     """Segments encoded together by the emotion encoder (1: no padding; batching gains nothing on CPU)."""
     transcribe_window: float = 28.0
-    """Consecutive segments are transcribed together, joined by ``transcribe_gap`` s of silence,
-    up to this many seconds (Whisper pads every call to 30 s, so one call per segment would pay
-    for 30 s of encoder each time); words go back to their segment by their timestamps.
-    0 transcribes each segment alone (lowest latency when streaming)."""
-    transcribe_gap: float = 0.3
+    """Consecutive segments, up to this many seconds of them, are transcribed in one
+    ``transcribe_segments`` call (batched decoding; a multilingual model detects the language
+    once for them). Each segment's text still comes from its own audio alone. 0: each segment
+    as soon as it closes (lowest latency when streaming)."""
     min_segment_seconds: float = 0.1
     """Segments shorter than this (after padding) are skipped."""
     adapt: bool = False
@@ -166,7 +170,7 @@ class Predictor:
         for chunk in chunks:
             batch += seg.feed(_as_16k(chunk, sample_rate))
             self.timings["read+vad"] += time.perf_counter() - t0
-            if batch and sum(s.duration + self.config.transcribe_gap for s in batch) >= 0.75 * window:
+            if batch and sum(s.duration for s in batch) >= 0.75 * window:
                 yield from self.analyze(batch, name, language=language)
                 batch = []
             t0 = time.perf_counter()
@@ -215,6 +219,7 @@ class Predictor:
         self.timings["emotion"] += t1 - t0
         self.timings["transcribe"] += t2 - t1
         self.timings["sentiment"] += time.perf_counter() - t2
+        release_memory()  # segments of ever-new lengths fragment the heap: keeps memory flat
         out = []
         for i, s in enumerate(segments):
             dims = {k: round(float(v), 4) for k, v in zip(emo.attributes, emo.dims[i])}
@@ -226,46 +231,23 @@ class Predictor:
         return out
 
     def _transcribe(self, segments: Sequence[Segment], language: str | None) -> tuple[list[str], list[str | None]]:
+        """Text and language per segment, each from that segment's audio alone."""
         if self.transcriber is None:
             return [""] * len(segments), [language] * len(segments)
         texts: list[str] = [""] * len(segments)
         langs: list[str | None] = [language] * len(segments)
-        for group in _groups(segments, self.config.transcribe_window, self.config.transcribe_gap):
-            if len(group) > 1 and self._transcribe_group(segments, group, language, texts, langs):
-                continue
-            for i in group:
-                t = self._call_transcriber(segments[i].audio, language)
+        batched = getattr(self.transcriber, "transcribe_segments", None)
+        for group in _groups(segments, self.config.transcribe_window):
+            audios = [segments[i].audio for i in group]
+            if batched is not None:
+                results = batched(audios, language)
+            else:  # a transcriber with only transcribe(): one call per segment
+                results = [self.transcriber.transcribe(a, language) if language else self.transcriber.transcribe(a)
+                           for a in audios]
+            for i, t in zip(group, results):
                 texts[i] = (t.text or "").strip()
                 langs[i] = getattr(t, "language", None) or language
         return texts, langs
-
-    def _call_transcriber(self, audio: np.ndarray, language: str | None):
-        return self.transcriber.transcribe(audio, language) if language else self.transcriber.transcribe(audio)
-
-    def _transcribe_group(self, segments, group: list[int], language, texts, langs) -> bool:
-        """Transcribe segments ``group`` in one call, joined by short silences; give each its
-        words (by word mid-time). False when the transcriber gives no word timestamps."""
-        gap = np.zeros(int(self.config.transcribe_gap * SAMPLE_RATE), np.float32)
-        parts, bounds, pos = [], [], 0
-        for i in group:
-            a = segments[i].audio
-            parts += [a, gap]
-            bounds.append(pos + len(a) + len(gap) / 2)  # boundary with the next segment (samples)
-            pos += len(a) + len(gap)
-        t = self._call_transcriber(np.concatenate(parts), language)
-        words = [w for seg in (getattr(t, "segments", None) or []) for w in (getattr(seg, "words", None) or [])]
-        if not words and (t.text or "").strip():
-            return False
-        import bisect
-
-        out: list[list[str]] = [[] for _ in group]
-        for w in words:
-            k = min(bisect.bisect_left(bounds, (w.start + w.end) / 2 * SAMPLE_RATE), len(group) - 1)
-            out[k].append(w.text.strip())
-        for k, i in enumerate(group):
-            texts[i] = " ".join(x for x in out[k] if x)
-            langs[i] = getattr(t, "language", None) or language
-        return True
 
     def _sentiment(self, texts: Sequence[str]) -> list[Scores | None]:
         idx = [i for i, t in enumerate(texts) if t]
@@ -336,12 +318,13 @@ class Predictor:
             bar.close()
 
 
-def _groups(segments: Sequence[Segment], window: float, gap: float) -> list[list[int]]:
-    """Indices of consecutive segments whose joined length (with gaps) fits in ``window`` s."""
+def _groups(segments: Sequence[Segment], window: float) -> list[list[int]]:
+    """Indices of consecutive segments whose durations add up to at most ``window`` s
+    (``window`` <= 0: one segment a group)."""
     groups: list[list[int]] = []
     size = 0.0
     for i, s in enumerate(segments):
-        d = s.duration + gap
+        d = s.duration
         if not groups or window <= 0 or size + d > window:
             groups.append([i])
             size = d
@@ -428,8 +411,7 @@ def load(path: str | os.PathLike | None = None, *, backend: str = "torch", trans
     if cfg.transcriber and cfg.transcriber != "none":
         from .text.transcribe import get_transcriber
 
-        tr = get_transcriber(cfg.transcriber, language=language, threads=threads,
-                             word_timestamps=cfg.transcribe_window > 0)
+        tr = get_transcriber(cfg.transcriber, language=language, threads=threads)
     labeler = None
     if tr is not None and sentiment and sentiment != "none":
         from .text.sentiment import get_labeler

@@ -7,12 +7,13 @@ own; models are loaded and run once on the first 8 s before the clock starts):
 
 * ``transcribe``: faster-whisper alone on the whole file (``emovox.text.transcribe``, the same
   model, beam size and threads as the predictor uses);
-* ``predict``: ``emovox.load().predict(file)``: VAD, Whisper encoder + emotion heads, grouped
-  transcription and VADER sentiment;
+* ``predict``: ``emovox.load().predict(file)``: VAD, Whisper encoder + emotion heads,
+  transcription of each segment and VADER sentiment;
 * ``predict-onnx``: the same with ``backend="onnx"`` (``predict-onnx-int8``: int8 encoder).
 
 Reported per run: wall seconds, real-time factor (wall / audio seconds), overhead relative to
-``transcribe`` and the process's peak resident memory (``ru_maxrss``).
+``transcribe``, the process's peak resident memory (``ru_maxrss``) and the normalised word
+error rate of the whole transcript against the recording's script.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ SENTENCES = (
 
 
 def make_recording(path: Path, seconds: float, seed: int = 0) -> Path:
-    """Write ``seconds`` of synthesised speech with 0.4-1.5 s pauses (16 kHz WAV), block by block."""
+    """Write ``seconds`` of synthesised speech with 0.4-1.5 s pauses (16 kHz WAV), block by block,
+    ending in silence rather than a cut sentence, and its script beside it (``.txt``)."""
     import numpy as np
     import soundfile as sf
 
@@ -48,15 +50,21 @@ def make_recording(path: Path, seconds: float, seed: int = 0) -> Path:
     clips = [synthesize_array(s, pitch=int(p)) for s, p in zip(SENTENCES, rng.integers(35, 65, len(SENTENCES)))]
     total = int(seconds * 16000)
     written = 0
+    said = []
     with sf.SoundFile(str(path), "w", 16000, 1, subtype="PCM_16") as f:
         i = 0
         while written < total:
             pause = np.zeros(int(rng.uniform(0.4, 1.5) * 16000), np.float32)
-            for part in (pause, clips[i % len(clips)]):
-                part = part[: total - written]
-                f.write(part)
-                written += len(part)
+            clip = clips[i % len(clips)]
+            if written + len(pause) + len(clip) > total:  # the last sentence would be cut: silence instead
+                pause, clip = np.zeros(total - written, np.float32), clip[:0]
+            else:
+                said.append(SENTENCES[i % len(SENTENCES)])
+            f.write(pause)
+            f.write(clip)
+            written += len(pause) + len(clip)
             i += 1
+    path.with_suffix(".txt").write_text(" ".join(said) + "\n", encoding="utf-8")
     return path
 
 
@@ -83,7 +91,6 @@ def _child(mode: str, path: str, threads: int, model: str | None, conn) -> None:
             out["load_s"] = time.perf_counter() - t0
             t1 = time.perf_counter()
             text = tr.transcribe(path).text
-            out["words"] = len(text.split())
         else:
             from ..predict import load
 
@@ -96,13 +103,24 @@ def _child(mode: str, path: str, threads: int, model: str | None, conn) -> None:
             records = p.predict(path)
             out["stages_s"] = {k: round(v - before[k], 2) for k, v in p.timings.items()}
             out["segments"] = len(records)
-            out["words"] = sum(len(r.transcript.split()) for r in records)
+            text = " ".join(r.transcript for r in records)
         out["wall_s"] = time.perf_counter() - t1
+        out["words"] = len(text.split())
+        out["wer"] = _wer(Path(path).with_suffix(".txt"), text)
         out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     except Exception as e:  # reported, the benchmark goes on
         out["error"] = f"{type(e).__name__}: {e}"
     conn.send(out)
     conn.close()
+
+
+def _wer(reference: Path, text: str) -> float | None:
+    """Normalised WER of ``text`` against the recording's script (None without one)."""
+    if not reference.is_file():
+        return None
+    from ..evaluate.wer import wer
+
+    return wer(reference.read_text(encoding="utf-8"), text, normalize=True)
 
 
 def measure(mode: str, path: Path, threads: int = 2, model: str | None = None, timeout: float = 7200) -> dict:
@@ -138,6 +156,7 @@ def run_bench(durations: list[float], modes: list[str], threads: int = 2, model:
                 print(f"bench predict: {json_dumps(r)}", file=log, flush=True)
                 rows.append(r)
             path.unlink()
+            path.with_suffix(".txt").unlink(missing_ok=True)
     return rows
 
 
@@ -146,13 +165,14 @@ def markdown(rows: list[dict]) -> str:
     within the run, and what VAD + emotion + sentiment add to that run's own transcription time
     (the comparison that other jobs on the machine cannot skew)."""
     lines = ["| audio | run | wall (s) | real-time factor | vs transcription alone | peak RSS (MB) | segments | words "
-             "| stages: VAD / emotion / transcription (s) | added to own transcription |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| WER | stages: VAD / emotion / transcription (s) | added to own transcription |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {_dur(r['audio_s'])} | {r['mode']} | error: {r['error']} | | | | | | | |")
+            lines.append(f"| {_dur(r['audio_s'])} | {r['mode']} | error: {r['error']} | | | | | | | | |")
             continue
         ov = f"{100 * r['overhead']:+.0f}%" if "overhead" in r else "-"
+        wer = f"{r['wer']:.3f}" if r.get("wer") is not None else "-"
         st, added = r.get("stages_s"), "-"
         if st:
             stages = f"{st['read+vad']:.1f} / {st['emotion']:.1f} / {st['transcribe']:.1f}"
@@ -161,7 +181,7 @@ def markdown(rows: list[dict]) -> str:
         else:
             stages = "-"
         lines.append(f"| {_dur(r['audio_s'])} | {r['mode']} | {r['wall_s']:.1f} | {r['rtf']:.3f} | {ov} | "
-                     f"{r['peak_rss_mb']:.0f} | {r.get('segments', '-')} | {r.get('words', '-')} | {stages} | {added} |")
+                     f"{r['peak_rss_mb']:.0f} | {r.get('segments', '-')} | {r.get('words', '-')} | {wer} | {stages} | {added} |")
     return "\n".join(lines) + "\n"
 
 

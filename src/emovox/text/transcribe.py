@@ -23,7 +23,7 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, Sequence, Union
 
 import logging
 
@@ -145,6 +145,13 @@ class Transcriber(ABC):
 
     __call__ = transcribe
 
+    def transcribe_segments(self, audios: Sequence[np.ndarray], language: str | None = None) -> list[Transcript]:
+        """Short segments (16 kHz arrays, e.g. VAD segments), one :class:`Transcript` each, every
+        one from its own audio only. Here: one :meth:`transcribe` call per segment; backends
+        that can share work between segments override it (faster-whisper:
+        :mod:`emovox.text.whisper_segments`)."""
+        return [self.transcribe(a, language) for a in audios]
+
 
 # ----------------------------------------------------------------------------- faster-whisper
 
@@ -179,6 +186,28 @@ class FasterWhisperTranscriber(Transcriber):
             raise ValueError(f"{self.name} is an English-only model; language {config.language!r} is not available "
                              "(use whisper-base or another multilingual model)")
         self._lock = threading.Lock()  # one CTranslate2 model, serialised calls
+        self._segments = None  # the SegmentDecoder, built on first use
+
+    def transcribe_segments(self, audios: Sequence[np.ndarray], language: str | None = None) -> list[Transcript]:
+        """Each segment encoded alone (no 30 s padding), decoded in batches against a cached
+        reference for the rest of the window: see :mod:`emovox.text.whisper_segments`. Segments
+        must be at most 30 s; the transcripts carry no word timestamps."""
+        from .whisper_segments import SegmentDecoder
+
+        xs = [as_audio(a) for a in audios]
+        if any(len(x) > 30 * SAMPLE_RATE for x in xs):
+            raise ValueError("transcribe_segments takes segments of at most 30 s")
+        c = self.config
+        with self._lock:
+            if self._segments is None:
+                self._segments = SegmentDecoder(self.model, beam_size=c.beam_size, initial_prompt=c.initial_prompt,
+                                                temperature=c.temperature, seed=c.seed)
+            try:
+                texts = self._segments.transcribe(xs, "en" if self.english_only else (language or c.language))
+            except Exception as e:  # a backend failure names the batch, as transcribe() does for a clip
+                raise AudioError(f"{len(xs)} segment(s)", f"{self.name} failed: {type(e).__name__}: {e}") from e
+        return [Transcript(text, [Segment(0.0, round(len(x) / SAMPLE_RATE, 3), text)] if text else [], lang,
+                           len(x) / SAMPLE_RATE) for x, (text, lang) in zip(xs, texts)]
 
     def _transcribe(self, audio: np.ndarray, language: str | None) -> Transcript:
         c = self.config
