@@ -313,4 +313,5 @@ def test_encoder_inputs_come_in_few_shapes():
     for s in lengths:
         assert dec.encode_segment(np.zeros(int(s * SR), np.float32)).shape[0] == WINDOW_FRAMES // 2
     assert len(set(shapes)) <= WINDOW_FRAMES // BUCKET_FRAMES and all(f % BUCKET_FRAMES == 0 for f in shapes)
-    assert all(f >= min(WINDOW_FRAMES, s * 100 + dec.pad_frames) for f, s in zip(shapes, lengths)), (shapes, lengths)
+    mel_frames = [int(s * SR) // 160 for s in lengths]  # 10 ms frames of each segment's own audio
+    assert all(f >= min(WINDOW_FRAMES, m + dec.pad_frames) for f, m in zip(shapes, mel_frames)), (shapes, mel_frames)
