@@ -60,13 +60,13 @@ def measure(sets, transcriber: str = "whisper-tiny.en", threads: int = 2) -> lis
     from ..audio import SAMPLE_RATE
     from ..evaluate.wer import wer
     from ..predict import load
-    from ..text.whisper_segments import SegmentDecoder
+    from ..text.whisper_segments import MEL_HOP, SegmentDecoder
 
     torch.set_num_threads(threads)
     p = load(transcriber=transcriber, threads=threads)
     enc, tr = p.scorer.encoder, p.transcriber
     dec = SegmentDecoder(tr.model, beam_size=tr.config.beam_size)
-    pad = np.zeros(dec.pad_frames * 160, np.float32)
+    pad = np.zeros(dec.pad_frames * MEL_HOP, np.float32)
 
     def torch_pass(audio):
         x = torch.from_numpy(np.asarray(audio, np.float32))[None]
@@ -80,21 +80,21 @@ def measure(sets, transcriber: str = "whisper-tiny.en", threads: int = 2) -> lis
     width = torch_pass(pad).hidden_states[-1].shape[-1]
     if width != dec.fill().shape[1]:
         raise ValueError(f"the emotion model's encoder ({width}-d) is not {transcriber} ({dec.fill().shape[1]}-d)")
-    rows, seconds, cosines = [], {}, []
+    rows, seconds, cosines, today = [], {}, [], {}  # today: each set's features as predict computes them
     for way in ("two passes", "shared, unpadded", "shared, padded"):
         total = 0.0
-        for name, audios, refs in sets:
+        for k, (name, audios, refs) in enumerate(sets):
             t0 = time.perf_counter()
             if way == "two passes":
-                [torch_pass(a).pooled() for a in audios]
+                today[k] = [torch_pass(a).pooled()[0].numpy() for a in audios]
                 texts = dec.transcribe(audios, "en")
             else:
                 outs = [torch_pass(np.concatenate([a, pad]) if way == "shared, padded" else a) for a in audios]
                 texts = dec.transcribe(audios, "en", encoded=[o.hidden_states[-1][0].numpy() for o in outs])
             total += time.perf_counter() - t0
             if way == "shared, padded":
-                for a, o in zip(audios, outs):
-                    x, y = torch_pass(a).pooled()[0].numpy(), pooled_own(o, len(a))
+                for x, a, o in zip(today[k], audios, outs):
+                    y = pooled_own(o, len(a))
                     cosines.append(float(np.mean((x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1))))
             rates = [wer(r, t, normalize=True) for r, (t, _) in zip(refs, texts)]
             rows.append({"way": way, "clips": name, "n": len(audios), "WER": float(np.mean(rates)),

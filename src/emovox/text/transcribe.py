@@ -203,7 +203,7 @@ class FasterWhisperTranscriber(Transcriber):
                 self._segments = SegmentDecoder(self.model, beam_size=c.beam_size, initial_prompt=c.initial_prompt,
                                                 temperature=c.temperature, seed=c.seed)
             try:
-                texts = self._segments.transcribe(xs, "en" if self.english_only else (language or c.language))
+                texts = self._segments.transcribe(xs, language or c.language)  # English-only models: "en"
             except Exception as e:  # a backend failure names the batch, as transcribe() does for a clip
                 raise AudioError(f"{len(xs)} segment(s)", f"{self.name} failed: {type(e).__name__}: {e}") from e
         return [Transcript(text, [Segment(0.0, round(len(x) / SAMPLE_RATE, 3), text)] if text else [], lang,
