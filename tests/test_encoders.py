@@ -158,6 +158,21 @@ def test_pad_to_30s_option_differs_and_is_recorded():
     assert cos[-1] < 0.999, f"padding to 30 s should change the last layer (cosine {cos.tolist()})"
 
 
+def test_layers_option_runs_the_first_blocks_only(tiny):
+    two = load_encoder("whisper-tiny.en", layers=2)
+    assert (two.num_layers, len(two.blocks), two.ln_post) == (3, 2, None)
+    assert two.config()["layers"] == 3
+    clip = speechlike(2.0, seed=5)
+    full, part = tiny.encode([clip]), two.encode([clip])
+    for h, p in zip(full.hidden_states[:3], part.hidden_states):
+        # the same weights and operations in the same order: equal up to float32 rounding
+        # (2e-5 relative to the states' magnitude)
+        assert torch.allclose(h, p, rtol=0, atol=2e-5 * float(h.abs().max()))
+    assert load_encoder("whisper-tiny.en", layers=4).ln_post is not None  # all blocks: Whisper's final norm
+    with pytest.raises(ValueError, match="1 to 4 blocks"):
+        load_encoder("whisper-tiny.en", layers=5)
+
+
 def test_too_short_audio_is_a_clear_error(tiny):
     with pytest.raises(ValueError, match="too short"):
         tiny(torch.zeros(1, 100), torch.tensor([100]))

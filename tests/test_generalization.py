@@ -153,6 +153,25 @@ def test_ship_makes_a_calibrated_model_file(tmp_path):
     assert np.allclose(probs.sum(1), 1.0, atol=1e-5)
 
 
+def test_a_model_of_the_first_blocks_runs_only_those_in_predict(tmp_path):
+    """ship(layers=2): the model records the option, and predict builds an encoder of 2 blocks
+    whose 3 hidden states fit the heads (the generated features padded to tiny.en's shape)."""
+    import emovox
+    from emovox.recipes.default_model import ship
+    from emovox.text.synth import demo_recording
+
+    pool = _pool(3, names=("ravdess", "ased"))
+    for c in pool.values():  # (N, 2, 8) -> (N, 3, 384): layer 1 carries the classes, as before
+        c.x = {k: np.pad(v[:, [0, 1, 1]], ((0, 0), (0, 0), (0, 376))) for k, v in c.x.items()}
+    cand = G.Candidate("linear", head="linear", lr=1e-2, max_epochs=5, patience=5)
+    model, _ = ship(pool, cand, "whisper-tiny.en", version="two-blocks", layers=2)
+    assert model.config.encoder_options == {"layers": 2}
+    predictor = emovox.load(model.save(tmp_path / "m.pt"), transcriber=None, threads=2)
+    assert len(predictor.scorer.encoder.blocks) == 2
+    records = predictor.predict(demo_recording(tmp_path / "demo.wav"))
+    assert records and all(abs(sum(r.emotion.probs.values()) - 1) < 1e-4 for r in records)
+
+
 def test_predict_adaptation_changes_nothing_below_the_minimum_and_shifts_features_above(tmp_path):
     """predict(adapt=True) on a generated recording with the bundled model: with fewer segments
     than the minimum the records are the unadapted ones; with enough, the same segments come back

@@ -30,6 +30,8 @@ def register(sub) -> None:
     p.add_argument("--shared", metavar="DIR", help="../shared/data (RAVDESS, BAVED, va47); default $EMOVOX_SHARED or ../shared/data")
     p.add_argument("--corpora", metavar="DIR", help="the fetched corpora (TESS, ASED, nEMO, TurEV); default $EMOVOX_CORPORA or ../corpora")
     p.add_argument("--encoder", default="whisper-tiny.en", help="backbone (default whisper-tiny.en; e.g. whisper-base)")
+    p.add_argument("--layers", type=int, metavar="K",
+                   help="read only the encoder's first K transformer blocks (faster in predict; default all)")
     p.add_argument("--per-corpus", type=int, default=700, metavar="N",
                    help="clips per corpus, balanced over speakers and classes (default 700; 0 = all)")
     p.add_argument("--candidate", action="append", metavar="NAME", help="only these candidates (repeatable)")
@@ -107,21 +109,22 @@ def _run(args) -> int:
     candidates = [known[w] for w in wanted]
     roots = P.corpus_roots(args.shared, args.corpora)
     pool = P.load_pool(args.encoder, args.per_corpus, augment=any(c.augment for c in candidates), roots=roots,
-                       cache_dir=args.cache_dir, seed=args.seed, jobs=args.jobs)
+                       cache_dir=args.cache_dir, seed=args.seed, jobs=args.jobs, layers=args.layers)
     if sum(n in P.ACTED for n in pool) < 2:
         raise ValueError(f"leave-one-corpus-out needs at least two acted corpora; found {sorted(pool)} "
                          f"(looked in {roots['ravdess'].parent} and {roots['tess'].parent})")
     corpora = {n: {"clips": len(c.ids), "speakers": len(set(c.speakers))} for n, c in pool.items()}
+    encoder_label = args.encoder + (f", first {args.layers} blocks" if args.layers else "")
 
     def save(results: dict) -> dict:
-        report = {"encoder": args.encoder, "per_corpus": args.per_corpus, "seed": args.seed, "corpora": corpora,
+        report = {"encoder": args.encoder, "layers": args.layers, "per_corpus": args.per_corpus, "seed": args.seed, "corpora": corpora,
                   "results": results}
         if args.output:
             out = Path(args.output)
             write_json(out / "results.json", report)
-            atomic_write_text(out / "results.md", markdown(results, args.encoder))
+            atomic_write_text(out / "results.md", markdown(results, encoder_label))
         return report
 
     report = save(run(pool, candidates, args.in_corpus or (), args.seed, on_candidate=save))
-    print(json_dumps(report) if args.json else markdown(report["results"], args.encoder))
+    print(json_dumps(report) if args.json else markdown(report["results"], encoder_label))
     return 0

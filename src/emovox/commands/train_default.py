@@ -21,7 +21,9 @@ def register(sub) -> None:
     p.add_argument("--corpora", metavar="DIR", help="TESS, ASED, nEMO, TurEV-DB; default $EMOVOX_CORPORA or ../corpora")
     p.add_argument("-o", "--output", default=str(default_model_path()),
                    help="model file to write (default: the package's bundled model)")
-    p.add_argument("--encoder", default="whisper-tiny.en", help="encoder (default whisper-tiny.en)")
+    p.add_argument("--encoder", help="encoder (default: the shipped recipe's)")
+    p.add_argument("--layers", type=int, metavar="K",
+                   help="run only the encoder's first K transformer blocks (default: the shipped recipe's)")
     p.add_argument("--per-corpus", type=int, default=700, metavar="N",
                    help="clips per corpus, balanced over speakers and classes (default 700, as benchmarked; 0 = all)")
     p.add_argument("--candidate", help="recipe of emovox bench generalization (default: the shipped one)")
@@ -38,7 +40,7 @@ def _run(args) -> int:
     from ..utils import json_dumps, write_json
 
     _, report = train_default_model(args.output, shared=args.shared, corpora=args.corpora, encoder=args.encoder,
-                                    per_corpus=args.per_corpus, candidate=args.candidate, seed=args.seed,
+                                    layers=args.layers, per_corpus=args.per_corpus, candidate=args.candidate, seed=args.seed,
                                     version=args.version, jobs=args.jobs, cache_dir=args.cache_dir)
     if args.report:
         write_json(args.report, report)

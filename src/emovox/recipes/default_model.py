@@ -26,9 +26,10 @@ log = logging.getLogger("emovox.train_default")
 
 
 def ship(pool: dict[str, CorpusData], candidate, encoder: str, seed: int = 0, version: str = "",
-         meta: dict[str, Any] | None = None) -> tuple[EmotionModel, dict[str, Any]]:
+         meta: dict[str, Any] | None = None, layers: int | None = None) -> tuple[EmotionModel, dict[str, Any]]:
     """Train ``candidate`` on every corpus of ``pool`` and wrap it as an :class:`EmotionModel`
-    whose probabilities are temperature-calibrated on the held-out speakers."""
+    whose probabilities are temperature-calibrated on the held-out speakers. ``layers``: the pool
+    holds the first ``layers`` blocks' states only; the model's encoder runs just those."""
     from .generalization import fit
 
     fitted = fit(candidate, pool, list(pool), seed=seed)
@@ -37,7 +38,7 @@ def ship(pool: dict[str, CorpusData], candidate, encoder: str, seed: int = 0, ve
     corpora = {n: {"clips": len(c.ids), "speakers": len(set(c.speakers)), "licence": LICENCES.get(n, "?")}
                for n, c in pool.items()}
     config = EmotionModelConfig(
-        encoder=encoder, labels=list(MODEL_EMOTIONS), attributes=list(ATTRIBUTE_NAMES),
+        encoder=encoder, encoder_options={} if layers is None else {"layers": int(layers)}, labels=list(MODEL_EMOTIONS), attributes=list(ATTRIBUTE_NAMES),
         temperature=fitted.temperature, version=version,
         meta={**(meta or {}), "recipe": candidate.name, "candidate": asdict(candidate), "corpora": corpora,
               "licence": "research / non-commercial use only: trained on corpora under " + "; ".join(
@@ -53,15 +54,20 @@ def ship(pool: dict[str, CorpusData], candidate, encoder: str, seed: int = 0, ve
 
 
 def train_default_model(output: str | os.PathLike, shared: str | os.PathLike | None = None,
-                        corpora: str | os.PathLike | None = None, encoder: str = "whisper-tiny.en",
+                        corpora: str | os.PathLike | None = None, encoder: str | None = None,
                         per_corpus: int = 700, candidate: str | None = None, seed: int = 0,
-                        version: str | None = None, jobs: int = 1,
-                        cache_dir: str | None = None) -> tuple[Path, dict[str, Any]]:
+                        version: str | None = None, jobs: int = 1, cache_dir: str | None = None,
+                        layers: int | None = None) -> tuple[Path, dict[str, Any]]:
     """Everything from the corpora folders to a model file at ``output``. Returns the file and a
-    JSON-ready training report."""
+    JSON-ready training report. ``encoder`` and ``layers`` default to the shipped recipe's
+    (:data:`~emovox.recipes.generalization.SHIPPED_ENCODER`, ``SHIPPED_LAYERS``); with another
+    encoder, ``layers`` defaults to all."""
     from ..utils import json_safe
-    from .generalization import CANDIDATES, SHIPPED
+    from .generalization import CANDIDATES, SHIPPED, SHIPPED_ENCODER, SHIPPED_LAYERS
     from .pool import corpus_roots, load_pool
+
+    if encoder is None:
+        encoder, layers = SHIPPED_ENCODER, SHIPPED_LAYERS if layers is None else layers
 
     name = candidate or SHIPPED
     known = {c.name: c for c in CANDIDATES}
@@ -69,12 +75,12 @@ def train_default_model(output: str | os.PathLike, shared: str | os.PathLike | N
         raise ValueError(f"unknown candidate {name!r}; known: {list(known)}")
     cand = known[name]
     pool = load_pool(encoder, per_corpus, conditions=("clean",), augment=cand.augment,
-                     roots=corpus_roots(shared, corpora), cache_dir=cache_dir, seed=seed, jobs=jobs)
+                     roots=corpus_roots(shared, corpora), cache_dir=cache_dir, seed=seed, jobs=jobs, layers=layers)
     if not pool:
         raise ValueError("no corpus found: give --shared (../shared/data) and --corpora (../corpora)")
     today = datetime.date.today().isoformat()
     model, report = ship(pool, cand, encoder, seed, version or f"multicorpus-{cand.name.replace(' ', '-')}-{today}",
-                         {"trained": today, "per_corpus": per_corpus})
+                         {"trained": today, "per_corpus": per_corpus}, layers=layers)
     path = model.save(output)
     log.info("wrote %s (%s on %s; temperature %.2f)", path, cand.name, ", ".join(pool), model.config.temperature)
     return path, json_safe({**report, "output": str(path), "version": model.version})

@@ -63,6 +63,9 @@ CANDIDATES = (
 
 SHIPPED = "linear"
 """The candidate the bundled model is trained with (chosen by the benchmark: docs/RESULTS.md)."""
+SHIPPED_ENCODER = "whisper-tiny.en"
+SHIPPED_LAYERS: int | None = None
+"""The bundled model's backbone and how many of its transformer blocks it reads (None: all)."""
 
 
 @dataclass

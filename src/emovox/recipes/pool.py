@@ -177,8 +177,12 @@ def load_corpus(name: str, root: Path, encoder: str, per_corpus: int, conditions
 
 def load_pool(encoder: str = "whisper-tiny.en", per_corpus: int = 700, conditions: Sequence[str] = CONDITIONS,
               augment: bool = True, roots: dict[str, Path] | None = None, cache_dir: str | None = None,
-              corpora: Sequence[str] = ACTED + DIMENSIONAL, seed: int = 0, jobs: int = 1) -> dict[str, CorpusData]:
-    """Every available corpus of ``corpora`` (absent ones are skipped with a warning)."""
+              corpora: Sequence[str] = ACTED + DIMENSIONAL, seed: int = 0, jobs: int = 1,
+              layers: int | None = None) -> dict[str, CorpusData]:
+    """Every available corpus of ``corpora`` (absent ones are skipped with a warning).
+    ``layers``: keep the hidden states of the first ``layers`` transformer blocks only (``layers +
+    1`` states: what the encoder loaded with ``layers=`` computes; the cache keeps the full
+    encoder's features, so every depth shares one extraction)."""
     roots = roots or corpus_roots()
     pool = {}
     for name in corpora:
@@ -187,5 +191,7 @@ def load_pool(encoder: str = "whisper-tiny.en", per_corpus: int = 700, condition
             continue
         conds = list(conditions if name in ACTED else ["clean"]) + ([AUGMENT] if augment else [])
         pool[name] = load_corpus(name, Path(roots[name]), encoder, per_corpus, conds, cache_dir, seed, jobs)
+        if layers is not None:
+            pool[name].x = {c: v[:, :int(layers) + 1] for c, v in pool[name].x.items()}
         log.info("%s: %d clips, %d speakers", name, len(pool[name].ids), len(set(pool[name].speakers)))
     return pool

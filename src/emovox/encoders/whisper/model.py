@@ -71,26 +71,32 @@ class WhisperEncoder(Encoder):
     ``forward(audio (B, S) float32 16 kHz, lengths (B,) samples) -> EncoderOutput`` with
     ``n_layer + 1`` hidden states of ``(B, ceil(floor(S_i / 160) / 2), n_state)`` at 50 Hz.
     Options: ``pad_to_30s`` (see the module docstring), ``max_windows`` (windows run through the
-    transformer at once; bounds memory on long inputs).
+    transformer at once; bounds memory on long inputs), ``layers`` (run only the first ``layers``
+    transformer blocks: ``layers + 1`` hidden states, the same tensors as the full encoder's first
+    ones, without the final layer norm, which belongs to the last block; None: all).
     """
 
     frame_rate = FRAME_RATE
 
     def __init__(self, dims: WhisperDims = WhisperDims(), name: str = "whisper", pad_to_30s: bool = False,
-                 max_windows: int = 8, source: str = ""):
+                 max_windows: int = 8, source: str = "", layers: int | None = None):
         super().__init__()
         self.dims = dims
         self.name = name
         self.source = source
         self.pad_to_30s = bool(pad_to_30s)
         self.max_windows = max(1, int(max_windows))
-        self.num_layers = dims.n_layer + 1
+        depth = dims.n_layer if layers is None else int(layers)
+        if not 1 <= depth <= dims.n_layer:
+            raise ValueError(f"layers={layers}: this Whisper encoder has 1 to {dims.n_layer} blocks")
+        self.depth = depth
+        self.num_layers = depth + 1
         self.dim = dims.n_state
         self.conv1 = nn.Conv1d(dims.n_mels, dims.n_state, kernel_size=3, padding=1)
         self.conv2 = nn.Conv1d(dims.n_state, dims.n_state, kernel_size=3, stride=2, padding=1)
         self.register_buffer("positional_embedding", torch.zeros(dims.n_ctx, dims.n_state))
-        self.blocks = nn.ModuleList(ResidualAttentionBlock(dims.n_state, dims.n_head, dims.mlp_width) for _ in range(dims.n_layer))
-        self.ln_post = nn.LayerNorm(dims.n_state)
+        self.blocks = nn.ModuleList(ResidualAttentionBlock(dims.n_state, dims.n_head, dims.mlp_width) for _ in range(depth))
+        self.ln_post = nn.LayerNorm(dims.n_state) if depth == dims.n_layer else None
         self.register_buffer("mel_filters", mel_filters(dims.n_mels), persistent=False)
 
     @property
@@ -148,7 +154,8 @@ class WhisperEncoder(Encoder):
         for block in self.blocks:
             x = block(x, mask)
             states.append(x)
-        states[-1] = self.ln_post(x)
+        if self.ln_post is not None:
+            states[-1] = self.ln_post(x)
         return states
 
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor | None = None) -> EncoderOutput:
@@ -192,10 +199,11 @@ def _scatter(target: torch.Tensor, rows: list[tuple[int, int, int, torch.Tensor]
 
 
 def load_whisper(name: str = "tiny.en", device: str | torch.device = "cpu", pad_to_30s: bool = False,
-                 max_windows: int = 8) -> WhisperEncoder:
+                 max_windows: int = 8, layers: int | None = None) -> WhisperEncoder:
     """A :class:`WhisperEncoder` in eval mode: ``name`` is a bundled model (``"tiny.en"``,
     ``"base"``, optionally prefixed ``"whisper-"``), a CTranslate2 model directory, a local
-    Hugging Face folder or a Hugging Face hub id (``openai/whisper-small``; needs network)."""
+    Hugging Face folder or a Hugging Face hub id (``openai/whisper-small``; needs network);
+    ``layers``: run only the first blocks (:class:`WhisperEncoder`)."""
     p = Path(os.path.expanduser(str(name)))
     if p.is_dir() and (p / "model.bin").is_file():
         dims, sd = converted_weights(str(p))
@@ -208,7 +216,11 @@ def load_whisper(name: str = "tiny.en", device: str | torch.device = "cpu", pad_
             raise WhisperModelError(f"{p}: neither a CTranslate2 (model.bin) nor a Hugging Face (config.json) folder")
         dims, sd = hf_to_state_dict(str(name))
         label = f"whisper-hf:{p.name if p.is_dir() else name}"
-    enc = WhisperEncoder(dims, name=label, pad_to_30s=pad_to_30s, max_windows=max_windows, source=str(name))
+    enc = WhisperEncoder(dims, name=label, pad_to_30s=pad_to_30s, max_windows=max_windows, source=str(name),
+                         layers=layers)
+    if enc.depth < dims.n_layer:  # the weights of the blocks not run, and the final norm, are not loaded
+        unused = tuple(f"blocks.{i}." for i in range(enc.depth, dims.n_layer)) + ("ln_post.",)
+        sd = {k: t for k, t in sd.items() if not k.startswith(unused)}
     missing, unexpected = enc.load_state_dict({k: t.float() for k, t in sd.items()}, strict=False)
     missing = [m for m in missing if m != "mel_filters"]
     if missing or unexpected:
