@@ -108,6 +108,33 @@ def test_resume_after_kill_mid_epoch_equals_uninterrupted_run(tmp_path):
     assert not list((tmp_path / "b").glob(".*.tmp"))
 
 
+def test_wall_clock_budget_saves_and_resume_finishes_the_same_run(tmp_path, monkeypatch):
+    """max_minutes: the run stops after the step that spends the budget, with last.pt saved and
+    not marked finished; resuming gives the uninterrupted run's weights. The clock is simulated
+    (each reading one second later) so the stop step is exact."""
+    import emovox.train.trainer as T
+
+    data, val = make_data(37), make_data(11, seed=2)
+    cfg = dict(lr=1e-2, batch_size=5, max_epochs=3, save_every=3, seed=7, tensorboard=False, restore_best=False)
+    full = Regression(dropout=0.3)
+    Trainer(full, data, TrainConfig(**cfg, checkpoint_dir=str(tmp_path / "a")), validation_data=val).fit()
+
+    clock = iter(range(10**6))
+    monkeypatch.setattr(T.time, "monotonic", lambda: float(next(clock)))
+    part = Regression(dropout=0.3)
+    res = Trainer(part, data, TrainConfig(**cfg, max_minutes=5 / 60, checkpoint_dir=str(tmp_path / "b")),
+                  validation_data=val).fit()
+    assert res.out_of_time and not res.stopped_early and res.step == 5
+    assert res.history and res.history[-1]["step"] == 5  # validated before stopping
+    monkeypatch.undo()
+
+    resumed = Regression(dropout=0.3)
+    res = Trainer(resumed, data, TrainConfig(**cfg, checkpoint_dir=str(tmp_path / "b")), validation_data=val).fit(
+        resume=True)
+    assert res.step == 24 and not res.out_of_time
+    assert torch.equal(params_of(resumed), params_of(full))
+
+
 def test_early_stopping_and_best_model_restored(tmp_path):
     data = make_data(20)
     scores = iter([0.5, 0.7, 0.6, 0.65, 0.69, 0.4, 0.9])

@@ -3,7 +3,10 @@ the decoder?
 
 ``predict`` runs two encoder passes over each segment: the PyTorch encoder (fp32, every layer,
 for the emotion heads) and CTranslate2's (int8, last layer, for the decoder;
-``emovox.text.whisper_segments``). CTranslate2's ``generate`` also takes encoder output computed
+``emovox.text.whisper_segments``). This benchmark takes the emotion pass to be the
+transcriber's own Whisper encoder, all its blocks, as an emotion model sharing the backbone
+would read it (the bundled model reads the first 3 blocks of Whisper base, which no default
+transcriber shares). CTranslate2's ``generate`` also takes encoder output computed
 elsewhere, so the PyTorch pass could feed the decoder. This benchmark measures, on the clips of
 manifests with reference transcripts, the same segments decoded three ways:
 
@@ -32,7 +35,8 @@ def register(sub) -> None:
                     "emovox bench shared-pass an4.jsonl ljspeech.jsonl --clips 200", _run)
     p.add_argument("manifests", nargs="+", metavar="M.jsonl", help="manifests whose clips have transcripts")
     p.add_argument("--clips", type=int, default=200, metavar="N", help="clips per manifest, spread over its lengths (default 200)")
-    p.add_argument("--transcriber", default="whisper-tiny.en", help="must be the emotion model's encoder (default whisper-tiny.en)")
+    p.add_argument("--transcriber", default="whisper-tiny.en",
+                   help="faster-whisper model; its Whisper encoder is the emotion pass's (default whisper-tiny.en)")
     p.add_argument("--bucket-frames", type=int, metavar="N",
                    help="round CTranslate2's encoder inputs up to N mel frames (default: whisper_segments.BUCKET_FRAMES; 2: no rounding)")
     p.add_argument("--threads", type=int, default=2, metavar="N")
@@ -59,12 +63,13 @@ def measure(sets, transcriber: str = "whisper-tiny.en", threads: int = 2) -> lis
 
     from ..audio import SAMPLE_RATE
     from ..evaluate.wer import wer
-    from ..predict import load
+    from ..encoders import load_encoder
+    from ..text.transcribe import get_transcriber
     from ..text.whisper_segments import MEL_HOP, SegmentDecoder
 
     torch.set_num_threads(threads)
-    p = load(transcriber=transcriber, threads=threads)
-    enc, tr = p.scorer.encoder, p.transcriber
+    tr = get_transcriber(transcriber, threads=threads)
+    enc = load_encoder(transcriber).eval()  # every block, as an emotion model sharing the backbone reads it
     dec = SegmentDecoder(tr.model, beam_size=tr.config.beam_size)
     pad = np.zeros(dec.pad_frames * MEL_HOP, np.float32)
 
@@ -79,7 +84,8 @@ def measure(sets, transcriber: str = "whisper-tiny.en", threads: int = 2) -> lis
 
     width = torch_pass(pad).hidden_states[-1].shape[-1]
     if width != dec.fill().shape[1]:
-        raise ValueError(f"the emotion model's encoder ({width}-d) is not {transcriber} ({dec.fill().shape[1]}-d)")
+        raise ValueError(f"the PyTorch encoder of {transcriber} ({width}-d) does not fit its decoder "
+                         f"({dec.fill().shape[1]}-d)")
     rows, seconds, cosines, today = [], {}, [], {}  # today: each set's features as predict computes them
     for way in ("two passes", "shared, unpadded", "shared, padded"):
         total = 0.0

@@ -18,7 +18,7 @@ def _floats(text: str) -> tuple[float, ...]:
 def _shared_values(args) -> dict:
     """Config values of the options every method has (None: the config's default)."""
     return {"lr": args.lr, "batch_size": args.batch_size, "max_epochs": args.epochs, "max_steps": args.max_steps,
-            "patience": args.patience, "limit": args.limit, "seed": args.seed,
+            "max_minutes": args.max_minutes, "patience": args.patience, "limit": args.limit, "seed": args.seed,
             "validation_fraction": args.validation_fraction, "save_every": args.save_every,
             "grad_clip": args.grad_clip}
 
@@ -101,6 +101,8 @@ def _add_shared(s, what: str, model_file: str, defaults: dict) -> None:
     s.add_argument("--batch-size", type=int, help=f"global batch size ({d['batch_size']})")
     s.add_argument("--epochs", type=int, help=f"maximum epochs ({d['max_epochs']})")
     s.add_argument("--max-steps", type=int, help=f"stop after this many steps ({d['max_steps']})")
+    s.add_argument("--max-minutes", type=float,
+                   help="wall-clock budget of this run: then validate, save and stop; the same command resumes")
     s.add_argument("--patience", type=int, help=f"validations without improvement before stopping ({d['patience']})")
     s.add_argument("--limit", type=int, help="at most N utterances per manifest (reduced budgets)")
     s.add_argument("--validation-fraction", type=float,

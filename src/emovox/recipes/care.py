@@ -59,6 +59,7 @@ class CarePretrainConfig:
     weight_decay: float = 0.01  # AdamW's default
     batch_size: int = 128
     max_steps: int | None = 200_000
+    max_minutes: float | None = None  # wall-clock budget of one run (resume continues)
     max_epochs: int = 100_000
     eval_every: int | None = None  # steps between validations (always at the end of an epoch)
     patience: int | None = None
@@ -233,7 +234,7 @@ def pretrain(manifests: Sequence[Manifest], out_dir: str | os.PathLike, config: 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB -> MB (Linux)
     result = {"config": asdict(cfg), "model": asdict(mcfg), "train_utterances": len(train_clips),
               "train_hours": hours, "train_with_transcript": with_text, "validation_utterances": len(val_clips),
-              "steps": res.step, "epochs": res.epoch, "best_step": res.best_step, "best": res.best_metrics,
+              "steps": res.step, "epochs": res.epoch, "out_of_time": res.out_of_time, "best_step": res.best_step, "best": res.best_metrics,
               "history": res.history, "failed": failed, "seconds": seconds,
               "steps_this_run": holder.get("steps", 0), "audio_seconds_per_second": audio / max(seconds, 1e-9),
               "peak_rss_mb": peak, "world_size": D.world_size()}

@@ -28,7 +28,7 @@ from ..utils import write_json
 log = logging.getLogger("emovox.train")
 
 MIN_SECONDS = 0.1  # shorter clips give no stacked frame
-BUDGET_KEYS = frozenset({"max_epochs", "max_steps", "patience", "run_folds", "save_every"})
+BUDGET_KEYS = frozenset({"max_epochs", "max_steps", "max_minutes", "patience", "run_folds", "save_every"})
 
 
 @dataclass
@@ -156,8 +156,8 @@ def _reseeding_step(step_fn: Callable, holder: dict[str, Any], seed: int) -> Cal
 def make_trainer(model, train_set, val_set, cfg, out: Path, step: Callable, evaluate: Callable,
                  lengths, monitor: str, mode: str, collate: Callable, **options: Any):
     """A Trainer with ``cfg``'s optimiser settings (``lr``, ``betas``, ``weight_decay``), budget
-    (``batch_size``, ``max_epochs``, ``max_steps``, ``patience``, ``eval_every``, ``save_every``,
-    ``grad_clip``) and seed, checkpointing in ``out``. ``options``: other
+    (``batch_size``, ``max_epochs``, ``max_steps``, ``max_minutes``, ``patience``, ``eval_every``,
+    ``save_every``, ``grad_clip``) and seed, checkpointing in ``out``. ``options``: other
     :class:`~emovox.train.TrainConfig` fields, and the Trainer's ``optimizer`` / ``callbacks``."""
     from . import TrainConfig, Trainer
 
@@ -166,7 +166,8 @@ def make_trainer(model, train_set, val_set, cfg, out: Path, step: Callable, eval
                      batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, max_steps=cfg.max_steps,
                      monitor=monitor, mode=mode, patience=cfg.patience, eval_every=getattr(cfg, "eval_every", None),
                      grad_clip=getattr(cfg, "grad_clip", None), seed=cfg.seed, checkpoint_dir=str(out),
-                     save_every=getattr(cfg, "save_every", None), **{"progress": None, **options})
+                     save_every=getattr(cfg, "save_every", None), max_minutes=getattr(cfg, "max_minutes", None),
+                     **{"progress": None, **options})
     holder: dict[str, Any] = {}
     trainer = Trainer(model, train_set, tc, collate=collate, step=_reseeding_step(step, holder, cfg.seed),
                       validation_data=val_set, evaluate=evaluate, lengths=lengths, **trainer_kw)

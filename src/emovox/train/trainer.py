@@ -54,6 +54,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -85,6 +86,9 @@ class TrainConfig:
     eval_batch_size: int | None = None  # per rank; default batch_size
     max_epochs: int = 50
     max_steps: int | None = None
+    # Wall-clock budget of one fit() call, in minutes: when spent, the run evaluates, saves
+    # last.pt and returns; fit(resume=True) continues it with a fresh budget. None = no limit.
+    max_minutes: float | None = None
     monitor: str = "loss"  # validation metric used for early stopping and model selection
     mode: str = "min"  # "min" or "max"
     # Stop after exactly ``patience`` evaluations in a row without improvement of ``monitor`` (as
@@ -124,6 +128,7 @@ class TrainResult:
     last_metrics: dict[str, float]
     stopped_early: bool
     history: list[dict[str, Any]] = field(default_factory=list)
+    out_of_time: bool = False  # stopped by max_minutes; resuming continues the run
 
 
 def seed_everything(seed: int) -> None:
@@ -418,8 +423,10 @@ class Trainer:
         self._open_writer()
         self.model.train()
         running: dict[str, list[float]] = {}
+        deadline = None if c.max_minutes is None else time.monotonic() + 60.0 * c.max_minutes
+        out_of_time = False
         try:
-            while not self._done():
+            while not self._done() and not out_of_time:
                 batches = self._global_batches(self.epoch)
                 if not batches:
                     raise ValueError(f"Trainer: no training batch for {self.world} process(es) "
@@ -447,14 +454,16 @@ class Trainer:
                     if end_of_epoch:
                         self.epoch += 1
                         self.batch_in_epoch = 0
+                    out_of_time = self._past(deadline)
                     if (end_of_epoch or (c.eval_every and self.step % c.eval_every == 0)
-                            or self._max_steps_reached()) and self.validation_data is not None:
+                            or self._max_steps_reached() or out_of_time) and self.validation_data is not None:
                         self._after_evaluation(self.evaluate())
                     for cb in self.callbacks:
                         cb(self, logs)
-                    if end_of_epoch or (c.save_every and self.step % c.save_every == 0) or self._done():
+                    if (end_of_epoch or (c.save_every and self.step % c.save_every == 0) or self._done()
+                            or out_of_time):
                         self.save_checkpoint()
-                    if self._done() or end_of_epoch:
+                    if self._done() or end_of_epoch or out_of_time:
                         break
                 bar.close()
         finally:
@@ -464,8 +473,23 @@ class Trainer:
                 self._writer = None
         if c.restore_best and self._best_state is not None:
             self.model.load_state_dict(self._best_state)
+        if out_of_time:
+            log.info("stopped after %.4g minutes at step %d (max_minutes); resume to continue", c.max_minutes,
+                     self.step)
         return TrainResult(self.step, self.epoch, self.best_metric, self.best_step, dict(self.best_metrics),
-                           dict(self.last_metrics), self.stop_requested, list(self.history))
+                           dict(self.last_metrics), self.stop_requested, list(self.history), out_of_time)
+
+    def _past(self, deadline: float | None) -> bool:
+        """Whether the wall-clock budget is spent; under torchrun rank 0's clock decides for all
+        ranks, so every rank stops after the same step."""
+        if deadline is None:
+            return False
+        flag = torch.tensor([float(time.monotonic() >= deadline)], device=self.device)
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.broadcast(flag, src=0)
+        return bool(flag.item())
 
     def _max_steps_reached(self) -> bool:
         return self.config.max_steps is not None and self.step >= self.config.max_steps

@@ -54,6 +54,7 @@ class PretrainConfig:
     batch_size: int = 32
     max_epochs: int = 200
     max_steps: int | None = None
+    max_minutes: float | None = None  # wall-clock budget of one run (resume continues)
     patience: int = 25  # evaluations (epochs) without improvement of the monitor before stopping
     grad_clip: float | None = None
     max_seconds: float = 30.0  # longer training clips are skipped (memory)

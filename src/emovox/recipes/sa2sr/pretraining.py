@@ -105,7 +105,7 @@ def pretrain(manifests: Sequence[Manifest], out_dir: str | os.PathLike, config: 
     res = trainer.fit(resume=resume)
     result = {"config": asdict(cfg), "vocab_size": len(vocab), "train_utterances": len(train_clips),
               "train_hours": hours, "validation_utterances": len(val_clips),
-              "steps": res.step, "epochs": res.epoch, "stopped_early": res.stopped_early,
+              "steps": res.step, "epochs": res.epoch, "stopped_early": res.stopped_early, "out_of_time": res.out_of_time,
               "best_step": res.best_step, "best": res.best_metrics, "history": res.history,
               "failed": failed, "seconds": time.time() - t0}
     if D.rank() == 0:
