@@ -190,3 +190,9 @@ def test_predict_adaptation_changes_nothing_below_the_minimum_and_shifts_feature
     adapted = many.predict(wav)
     assert [(r.start, r.end) for r in adapted] == [(r.start, r.end) for r in base]
     assert any(a.emotion.probs != b.emotion.probs for a, b in zip(adapted, base))
+
+
+def test_backbone_defaults_to_the_shipped_encoder_and_depth():
+    assert G.backbone(None, None) == (G.SHIPPED_ENCODER, G.SHIPPED_LAYERS)
+    assert G.backbone(None, 2) == (G.SHIPPED_ENCODER, 2)
+    assert G.backbone("whisper-tiny.en", None) == ("whisper-tiny.en", None)  # another encoder: all blocks

@@ -108,8 +108,7 @@ def _run(args) -> int:
     if unknown:
         raise ValueError(f"unknown candidate(s) {unknown}; known: {list(known)}")
     candidates = [known[w] for w in wanted]
-    if args.encoder is None:
-        args.encoder, args.layers = G.SHIPPED_ENCODER, G.SHIPPED_LAYERS if args.layers is None else args.layers
+    args.encoder, args.layers = G.backbone(args.encoder, args.layers)
     roots = P.corpus_roots(args.shared, args.corpora)
     pool = P.load_pool(args.encoder, args.per_corpus, augment=any(c.augment for c in candidates), roots=roots,
                        cache_dir=args.cache_dir, seed=args.seed, jobs=args.jobs, layers=args.layers)

@@ -63,11 +63,10 @@ def train_default_model(output: str | os.PathLike, shared: str | os.PathLike | N
     (:data:`~emovox.recipes.generalization.SHIPPED_ENCODER`, ``SHIPPED_LAYERS``); with another
     encoder, ``layers`` defaults to all."""
     from ..utils import json_safe
-    from .generalization import CANDIDATES, SHIPPED, SHIPPED_ENCODER, SHIPPED_LAYERS
+    from .generalization import CANDIDATES, SHIPPED, backbone
     from .pool import corpus_roots, load_pool
 
-    if encoder is None:
-        encoder, layers = SHIPPED_ENCODER, SHIPPED_LAYERS if layers is None else layers
+    encoder, layers = backbone(encoder, layers)
 
     name = candidate or SHIPPED
     known = {c.name: c for c in CANDIDATES}

@@ -73,6 +73,14 @@ SHIPPED_LAYERS: int | None = 3
 """The bundled model's backbone and how many of its transformer blocks it reads (None: all)."""
 
 
+def backbone(encoder: str | None, layers: int | None) -> tuple[str, int | None]:
+    """``(encoder, layers)`` with the shipped ones filled in: no encoder means the shipped encoder
+    and, unless given, its depth; another encoder is read whole unless ``layers`` says otherwise."""
+    if encoder is None:
+        return SHIPPED_ENCODER, SHIPPED_LAYERS if layers is None else layers
+    return encoder, layers
+
+
 @dataclass
 class Fitted:
     """A trained candidate: ``outputs(x (N, L, D)) -> (logits (N, C), attributes (N, 3) or None)``
