@@ -79,13 +79,17 @@ def markdown(results: dict, encoder: str) -> str:
     def fmt(v):
         return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"
 
+    def mean(values):  # over the finite ones; NaN (shown "-") when there are none
+        finite = [float(v) for v in values if v is not None and np.isfinite(v)]
+        return float(np.mean(finite)) if finite else float("nan")
+
     rows = []
     for name, res in results.items():
         corpora = list(res["loco"])
         for c in corpora + ["mean"]:
             if c == "mean":
-                vals = {k: float(np.nanmean([res["loco"][x].get(k, np.nan) for x in corpora])) for _, k in COLUMNS}
-                inc = np.nanmean(list(res["in_corpus"].values())) if res.get("in_corpus") else None
+                vals = {k: mean(res["loco"][x].get(k) for x in corpora) for _, k in COLUMNS}
+                inc = mean(res["in_corpus"].values()) if res.get("in_corpus") else None
             else:
                 vals = res["loco"][c]
                 inc = res.get("in_corpus", {}).get(c)
