@@ -1,9 +1,9 @@
 """The emotion model file: a trained :class:`~emovox.heads.probe.Probe` plus everything needed to
 use it (encoder name and options, label set, attribute names, version, training notes).
 
-The bundled default (``default_model_path()``) is the probe on Whisper tiny.en trained on RAVDESS
-by ``emovox train-default`` (the recipe is :mod:`emovox.recipes.default_model`; see
-docs/MODEL_CARD.md)::
+The bundled default (``default_model_path()``) is the MLP head on the first 3 blocks of Whisper
+base, trained on seven corpora by ``emovox train-default`` (the recipe is
+:mod:`emovox.recipes.default_model`; see docs/MODEL_CARD.md)::
 
     model = EmotionModel.load(default_model_path())
     encoder = load_encoder(model.encoder_name, **model.encoder_options)

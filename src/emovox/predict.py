@@ -21,11 +21,12 @@ Pipeline for one recording (``Predictor``):
    faster-whisper (tiny.en by default) encodes each segment alone without the 30 s padding of
    a plain call and decodes them in batches (``emovox.text.whisper_segments``); other
    transcribers take one call per segment. The text goes to the sentiment labeler (VADER by
-   default). Two encoder passes (PyTorch for the heads, CTranslate2 int8 for the decoder), not
-   one: feeding the emotion pass's last layer to the decoder was 12-14% faster but raised the
-   WER of short utterances (AN4: 0.33 -> 0.44 unpadded, 0.37 when the emotion pass also reads
-   the decoder's 1 s of silence, which changes the heads' features), measured by ``emovox
-   bench shared-pass`` (docs/RESULTS.md);
+   default). Two encoder passes (PyTorch for the heads, CTranslate2 int8 for the decoder): the
+   bundled model reads Whisper base's first 3 blocks, which the transcriber does not share, and
+   even for a model on the transcriber's own encoder, feeding the emotion pass's last layer to
+   the decoder was 12-14% faster but raised the WER of short utterances (AN4: 0.33 -> 0.44
+   unpadded, 0.37 when the emotion pass also reads the decoder's 1 s of silence, which changes
+   the heads' features), measured by ``emovox bench shared-pass`` (docs/RESULTS.md);
 4. one :class:`~emovox.records.SegmentRecord` per segment.
 
 Batches of files run in ``jobs`` worker processes (each loads the model once; ``emovox.jobs``);

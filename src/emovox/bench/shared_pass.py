@@ -82,9 +82,8 @@ def measure(sets, transcriber: str = "whisper-tiny.en", threads: int = 2) -> lis
         frames = int(np.ceil(samples / SAMPLE_RATE * out.frame_rate))
         return np.stack([h[0, :frames].mean(0).numpy() for h in out.hidden_states])
 
-    width = torch_pass(pad).hidden_states[-1].shape[-1]
-    if width != dec.fill().shape[1]:
-        raise ValueError(f"the PyTorch encoder of {transcriber} ({width}-d) does not fit its decoder "
+    if enc.dim != dec.fill().shape[1]:
+        raise ValueError(f"the PyTorch encoder of {transcriber} ({enc.dim}-d) does not fit its decoder "
                          f"({dec.fill().shape[1]}-d)")
     rows, seconds, cosines, today = [], {}, [], {}  # today: each set's features as predict computes them
     for way in ("two passes", "shared, unpadded", "shared, padded"):

@@ -484,11 +484,13 @@ class Trainer:
         ranks, so every rank stops after the same step."""
         if deadline is None:
             return False
-        flag = torch.tensor([float(time.monotonic() >= deadline)], device=self.device)
-        if self.world > 1:
-            import torch.distributed as dist
+        past = time.monotonic() >= deadline
+        if self.world == 1:
+            return past
+        import torch.distributed as dist
 
-            dist.broadcast(flag, src=0)
+        flag = torch.tensor([float(past)], device=self.device)
+        dist.broadcast(flag, src=0)
         return bool(flag.item())
 
     def _max_steps_reached(self) -> bool:
