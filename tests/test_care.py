@@ -293,3 +293,38 @@ def test_pretrain_help_defaults_are_the_configs():
     for shown, cfg in ((SA2SR_DEFAULTS, PretrainConfig()), (CARE_DEFAULTS, CarePretrainConfig())):
         actual = asdict(cfg)
         assert {k: actual[k] for k in shown} == shown
+
+
+@pytest.mark.parametrize("branches", ["full", "acoustic"])
+def test_trainable_only_export_rebuilds_the_frozen_parts_and_refuses_other_ones(tmp_path, branches):
+    from emovox.cli import main
+    from emovox.encoders.care import build_care
+
+    model = build_care(CareConfig(branches=branches, text_layers=2, seed=1))
+    with torch.no_grad():
+        for p in model.parameters():  # trained weights differ from the initial ones
+            if p.requires_grad:
+                p.add_(0.01 * torch.randn_like(p))
+    full = save_care(model, tmp_path / "run" / "care.pt", metrics={"loss": 0.5}, step=7)
+    small = tmp_path / "small.pt"
+    assert main(["export", "care", str(tmp_path / "run"), "-o", str(small)]) == 0
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    assert frozen > 0 and small.stat().st_size < full.stat().st_size - 4 * frozen * 0.9
+    blob = torch.load(small, weights_only=False)
+    assert blob["trainable_only"] and blob["step"] == 7 and blob["metrics"] == {"loss": 0.5}
+    assert set(blob["model"]) == {n for n, p in model.named_parameters() if p.requires_grad}
+    x, lengths = _audio()
+    with torch.no_grad():
+        want = model(x, lengths).hidden_states
+        got = load_encoder(str(small))(x, lengths).hidden_states
+    assert len(got) == len(want) and all(torch.equal(a, b) for a, b in zip(got, want))
+
+    blob["frozen_digest"] = "0" * 64  # trained on other frozen weights than the ones rebuilt here
+    torch.save(blob, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="other.pt.*differ from those it was trained with"):
+        load_care(tmp_path / "other.pt")
+    blob = torch.load(small, weights_only=False)
+    blob["model"]["extra.weight"] = torch.zeros(1)
+    torch.save(blob, tmp_path / "extra.pt")
+    with pytest.raises(ValueError, match="extra.pt.*does not have.*extra.weight"):
+        load_care(tmp_path / "extra.pt")

@@ -1,4 +1,5 @@
-"""``emovox export onnx``: the emotion model's encoder and heads as ONNX files."""
+"""``emovox export onnx``: the emotion model's encoder and heads as ONNX files; ``emovox export
+care``: a CARE checkpoint's trained weights alone."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from ._common import add_command, add_group
 
 
 def register(sub) -> None:
-    inner = add_group(sub, "export", "export models (onnx)", "TARGET", "Export models for other runtimes.")
+    inner = add_group(sub, "export", "export models (onnx, care)", "TARGET", "Export models for other runtimes.")
     o = add_command(inner, "onnx", "export the Whisper encoder and the emotion heads to ONNX (for "
                                    "'emovox predict --backend onnx' or other runtimes)",
                     "emovox export onnx -o model-onnx/ --check && emovox predict call.wav --backend onnx "
@@ -23,6 +24,26 @@ def register(sub) -> None:
     o.add_argument("--tolerance", type=float, default=1e-3,
                    help="with --check: exit 1 when a probability or attribute differs by more (default 1e-3)")
     o.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    c = add_command(inner, "care", "write the weights a CARE pre-training trained, without the frozen Whisper "
+                                   "front end and text layers (rebuilt from the pretrained models on load)",
+                    "emovox export care runs/care -o care-trained.pt && emovox probe ravdess.jsonl "
+                    "--encoder care-trained.pt", run_care)
+    c.add_argument("checkpoint", help="care.pt, or the 'emovox pretrain care' folder holding one")
+    c.add_argument("-o", "--output", required=True, help="the smaller care.pt to write")
+
+
+def run_care(args) -> int:
+    from ..encoders.care import care_checkpoint_path, load_care, save_care
+    from ..utils import read_torch
+
+    src = care_checkpoint_path(args.checkpoint)
+    model = load_care(src)
+    blob = read_torch(src, "a CARE checkpoint")
+    extra = {k: blob[k] for k in ("metrics", "step", "source") if k in blob}
+    out = save_care(model, args.output, trainable_only=True, **extra)
+    print(f"emovox export: wrote {out} ({out.stat().st_size / 2**20:.1f} MiB; {src} is "
+          f"{src.stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
+    return 0
 
 
 def run_onnx(args) -> int:

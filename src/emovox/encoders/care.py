@@ -38,6 +38,7 @@ Hugging Face id or a local folder); ``load_encoder("care", checkpoint=PATH)`` or
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -332,12 +333,31 @@ def build_care(config: CareConfig | None = None, device: str | torch.device = "c
     return model.to(device).eval()
 
 
-def save_care(model: CareEncoder, path: str | os.PathLike, **extra: Any) -> Path:
+def save_care(model: CareEncoder, path: str | os.PathLike, trainable_only: bool = False, **extra: Any) -> Path:
     """Atomic ``care.pt``: config, Whisper dims, text config and every weight (frozen ones too,
-    so the checkpoint loads without the original models)."""
-    atomic_torch_save({"kind": KIND, "version": VERSION, "config": asdict(model.care), "dims": asdict(model.dims),
-                       "text_config": model.text_config, "model": model.state_dict(), **extra}, path)
+    so the checkpoint loads without the original models). ``trainable_only``: only the weights
+    pre-training changes (about 60% of the file for tiny.en + MiniLM); loading rebuilds the
+    frozen front end and text layers from the pretrained models the config names and refuses
+    them when their digest differs from the one recorded here."""
+    state = model.state_dict()
+    blob = {"kind": KIND, "version": VERSION, "config": asdict(model.care), "dims": asdict(model.dims),
+            "text_config": model.text_config, **extra}
+    if trainable_only:
+        trained = {n for n, p in model.named_parameters() if p.requires_grad}
+        blob["frozen_digest"] = state_digest({k: v for k, v in state.items() if k not in trained})
+        state = {k: v for k, v in state.items() if k in trained}
+    atomic_torch_save({**blob, "trainable_only": trainable_only, "model": state}, path)
     return Path(path)
+
+
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the names, shapes, dtypes and bytes of a state dict (order-independent)."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(f"{k}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def care_checkpoint_path(path: str | os.PathLike) -> Path:
@@ -360,10 +380,21 @@ def load_care(path: str | os.PathLike, device: str | torch.device = "cpu", expos
     if blob.get("version") != VERSION:
         raise ValueError(f"{p}: CARE checkpoint version {blob.get('version')}, this emovox reads {VERSION}")
     c = CareConfig.from_dict(blob["config"])
-    tc = blob.get("text_config")
-    layers = _text_layers(tc, c.text_layers) if c.semantic else None
-    model = CareEncoder(c, WhisperDims(**blob["dims"]), layers, tc, expose, pad_to_30s, max_windows, source=str(p))
-    model.load_state_dict(blob["model"])
+    if blob.get("trainable_only"):
+        model = build_care(c, expose=expose, pad_to_30s=pad_to_30s, max_windows=max_windows)
+        model.source = str(p)
+        frozen = {k: v for k, v in model.state_dict().items() if k not in blob["model"]}
+        if state_digest(frozen) != blob.get("frozen_digest"):
+            raise ValueError(f"{p}: holds only the trained weights, and the frozen ones rebuilt from {c.speech} and "
+                             f"{c.text} differ from those it was trained with (other model versions?)")
+    else:
+        tc = blob.get("text_config")
+        layers = _text_layers(tc, c.text_layers) if c.semantic else None
+        model = CareEncoder(c, WhisperDims(**blob["dims"]), layers, tc, expose, pad_to_30s, max_windows,
+                            source=str(p))
+    unexpected = model.load_state_dict(blob["model"], strict=not blob.get("trainable_only")).unexpected_keys
+    if unexpected:
+        raise ValueError(f"{p}: weights this CARE configuration does not have: {unexpected[:4]}")
     model.checkpoint_digest = file_digest(p)[:16]
     return model.to(device).eval()
 
