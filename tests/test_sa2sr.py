@@ -238,8 +238,13 @@ def test_pretrain_resume_and_finetune_end_to_end(tmp_path):
     audio, lengths = _audio()
     want = model.encoder(audio, lengths).hidden_states[-1]
     for spec in (out, out / "sa2sr.pt", out / "encoder.pt"):  # every form of a pre-training output
-        got = load_encoder("bilstm", checkpoint=spec)(audio, lengths).hidden_states[-1]
-        assert torch.allclose(got, want), spec
+        for enc in (load_encoder("bilstm", checkpoint=spec), load_encoder(str(spec))):
+            assert torch.allclose(enc(audio, lengths).hidden_states[-1], want), spec
+            # the trained weights are part of the feature-cache identity; an untrained BiLSTM's are not
+            assert enc.config()["checkpoint"] and "checkpoint" not in load_encoder("bilstm", layers=2,
+                                                                                   hidden=8).config()
+    with pytest.raises(TypeError, match="cannot be combined"):
+        load_encoder(str(out), layers=3)
 
     ft = FinetuneConfig(encoder=str(out), task="categorical", label="emotion", folds=3, run_folds=2,
                         max_steps=2, batch_size=4, regressor=sa2sr.RegressorConfig(channels=8, heads=2))
@@ -413,3 +418,26 @@ def test_finetune_under_torchrun_trains_every_fold_with_ddp(tmp_path):
         result = json.loads((tmp_path / out / "result.json").read_text())
         assert len(result["folds"]) == 2 and result["summary"]["ua"]["n"] == 2
         assert all((tmp_path / out / f"fold-0{i}" / "model.pt").is_file() for i in (0, 1))
+
+
+def test_a_whisper_sa2sr_output_loads_as_an_encoder_with_its_own_cache_identity(tmp_path):
+    from emovox.encoders import load_encoder
+    from emovox.encoders.bilstm import SA2SR_CHECKPOINT_KIND
+
+    plain = load_encoder("whisper-tiny.en")
+    tuned = load_encoder("whisper-tiny.en")
+    with torch.no_grad():
+        for p in tuned.parameters():  # what SA2SR pre-training would have changed
+            p.add_(0.01 * torch.randn_like(p))
+    (tmp_path / "run").mkdir()
+    torch.save({"kind": SA2SR_CHECKPOINT_KIND, "config": {"encoder": "whisper-tiny.en"},
+                "model": {f"encoder.{k}": v for k, v in tuned.state_dict().items()}}, tmp_path / "run" / "sa2sr.pt")
+    audio, lengths = torch.randn(1, 8000) * 0.1, torch.tensor([8000])
+    with torch.no_grad():
+        want = tuned(audio, lengths).hidden_states[-1]
+        for spec in (tmp_path / "run", tmp_path / "run" / "sa2sr.pt"):
+            enc = load_encoder(str(spec))
+            assert torch.equal(enc(audio, lengths).hidden_states[-1], want)
+            # same architecture, other weights: the feature cache must not hand out plain tiny.en states
+            assert enc.config() != plain.config() and enc.config()["checkpoint"]
+            assert "checkpoint" not in plain.config()

@@ -6,6 +6,8 @@
   the CTranslate2 weights pip packages ship; options ``pad_to_30s``, ``max_windows``;
 * ``"wavenet"``: the speech-to-text-wavenet ASR of Tits et al. (randomly initialised, or
   ``checkpoint=PATH`` saved by :meth:`WaveNetASR.save`); options are :class:`WaveNetConfig` fields;
+* an ``emovox pretrain sa2sr`` output (its folder, ``sa2sr.pt`` or ``encoder.pt``): the
+  pre-trained encoder, BiLSTM or Whisper;
 * ``"care"``: CARE (Dutta & Ganapathy 2024, :mod:`.care`): ``checkpoint=PATH`` (a ``care.pt`` of
   ``emovox pretrain care`` or its folder; the path alone works too) or, untrained, options that
   are :class:`~.care.CareConfig` fields; ``expose="acoustic"``/``"semantic"`` reads one branch;
@@ -75,6 +77,12 @@ def _load_path_or_hub(name: str, device, **options) -> Encoder:
     path = Path(os.path.expanduser(name))
     if path.is_dir() and (path / "model.bin").is_file():
         return load_whisper(str(path), device=device, **options)
+    if path.name in ("sa2sr.pt", "encoder.pt") or (path.is_dir() and (path / "sa2sr.pt").is_file()):
+        if options:
+            raise TypeError(f"options {sorted(options)} cannot be combined with a pre-training output ({path}: "
+                            "the checkpoint holds its own config)")
+        # an SA2SR pre-training output: its encoder, BiLSTM or Whisper (emovox.encoders.bilstm.load_pretrained)
+        return load_encoder("bilstm", device=device, checkpoint=str(path))
     if (path.is_file() and path.suffix == ".pt") or (path.is_dir() and (path / "care.pt").is_file()):
         from .care import load_care  # a CARE checkpoint or the pre-training folder holding one
 

@@ -65,3 +65,11 @@ class Encoder(nn.Module):
         device = next(iter(self.parameters()), torch.empty(0)).device
         audio, lengths = pad_batch(clips)
         return self(audio.to(device), lengths.to(device))
+
+
+def checkpoint_key(encoder: Encoder) -> dict:
+    """``{"checkpoint": digest}`` for an encoder whose weights a loader took from a trained
+    checkpoint (it sets ``checkpoint_digest``), else ``{}``: part of ``config()``, so feature caches
+    never mix a fine-tuned model's states with those of the released one it started from."""
+    digest = getattr(encoder, "checkpoint_digest", None)
+    return {"checkpoint": digest} if digest else {}

@@ -25,8 +25,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..features.augment import AugmentConfig, SpecAugment
-from .base import Encoder, EncoderOutput
-from ..utils import read_torch
+from ..utils import file_digest, read_torch
+from .base import Encoder, EncoderOutput, checkpoint_key
 
 CHECKPOINT_KIND = "emovox.bilstm"
 SA2SR_CHECKPOINT_KIND = "emovox.sa2sr"  # sa2sr.pt, written by emovox.recipes.sa2sr
@@ -110,7 +110,7 @@ class BiLSTMEncoder(Encoder):
         return self.encode(feats, flen)
 
     def config(self) -> dict:
-        return {"name": self.name, **asdict(self.cfg)}
+        return {"name": self.name, **asdict(self.cfg), **checkpoint_key(self)}
 
 
 # ----------------------------------------------------------------------------- files
@@ -167,6 +167,7 @@ def load_pretrained(path: str | os.PathLike, device: str = "cpu") -> Encoder:
         enc = _sa2sr_encoder(obj)
     else:
         raise ValueError(f"{path}: not an SA2SR or BiLSTM checkpoint")
+    enc.checkpoint_digest = file_digest(path)[:16]  # in config(): feature caches tell trained weights apart
     return enc.to(device).eval()
 
 
@@ -193,6 +194,9 @@ def _factory(device: str = "cpu", checkpoint: str | os.PathLike | None = None, *
     encoder (``options`` are :class:`BiLSTMConfig` fields)."""
     if checkpoint is None:
         return load_bilstm(None, str(device), **options)
+    if options:
+        raise TypeError(f"options {sorted(options)} cannot be combined with checkpoint= (the checkpoint holds "
+                        "its own config)")
     if not os.path.exists(checkpoint):
         raise FileNotFoundError(f"{checkpoint}: BiLSTM encoder checkpoint not found")
     return load_pretrained(checkpoint, device=str(device))

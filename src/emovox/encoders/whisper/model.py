@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...tensors import lengths_to_mask
-from ..base import Encoder, EncoderOutput
+from ..base import Encoder, EncoderOutput, checkpoint_key
 from .audio import FRAME_RATE, HOP_LENGTH, log_mel_spectrogram, mel_filters
 from .weights import (CONVERTER_VERSION, MODELS, WhisperDims, WhisperModelError, _canonical,
                       converted_weights, hf_to_state_dict)
@@ -106,7 +106,7 @@ class WhisperEncoder(Encoder):
 
     def config(self) -> dict:
         return {"name": self.name, "pad_to_30s": self.pad_to_30s, "layers": self.num_layers, "dim": self.dim,
-                "frame_rate": self.frame_rate, "converter": CONVERTER_VERSION}
+                "frame_rate": self.frame_rate, "converter": CONVERTER_VERSION, **checkpoint_key(self)}
 
     # ------------------------------------------------------------------ stages
 
