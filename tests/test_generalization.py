@@ -133,16 +133,20 @@ def test_plain_linear_and_bench_table():
     assert all(v > 0.6 for v in results["plain linear"]["in_corpus"].values())
 
 
-def test_ship_makes_a_calibrated_model_file(tmp_path):
+@pytest.mark.parametrize("members", [1, 2])
+def test_ship_makes_a_calibrated_model_file(tmp_path, members):
     import torch
 
     from emovox.emotion_model import EmotionModel
     from emovox.recipes.default_model import ship
 
     pool = _pool(2, names=("ravdess", "ased"))
-    cand = G.Candidate("linear", head="linear", lr=1e-2, max_epochs=30, patience=10)
+    cand = G.Candidate("linear", head="linear", lr=1e-2, max_epochs=30, patience=10, members=members)
     model, report = ship(pool, cand, "whisper-tiny.en", version="gen-1")
     loaded = EmotionModel.load(model.save(tmp_path / "m.pt"))
+    assert len(loaded.members) == members and len(loaded.config.member_temperatures) == (members if members > 1 else 0)
+    if members > 1:  # trained from different initial weights: the members differ
+        assert not torch.equal(loaded.members[0].classifier.weight, loaded.members[1].classifier.weight)
     assert loaded.labels == list(MODEL_EMOTIONS) and loaded.config.temperature == pytest.approx(report["temperature"])
     assert set(loaded.config.meta["corpora"]) == {"ravdess", "ased"} and "non-commercial" in loaded.config.meta["licence"]
     x = pool["ravdess"].x["clean"][:24]

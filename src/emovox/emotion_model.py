@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -50,6 +50,7 @@ class EmotionModelConfig:
     attributes: list[str] = field(default_factory=lambda: ["valence", "arousal", "dominance"])
     probe: dict[str, Any] = field(default_factory=dict)  # ProbeConfig fields
     temperature: float = 1.0  # calibration: probabilities are softmax(logits / temperature)
+    member_temperatures: list[float] = field(default_factory=list)  # an ensemble: logits = mean(l_i / t_i)
     version: str = ""
     meta: dict[str, Any] = field(default_factory=dict)  # training data, targets, metrics, licence
 
@@ -70,16 +71,29 @@ class EmotionModel(nn.Module):
     dims (B, K))``, the tensor form used for ONNX export; :meth:`predict_from_pooled` is the dict
     form used by the predictor."""
 
-    def __init__(self, probe: Probe, config: EmotionModelConfig):
+    def __init__(self, probe: Probe | Sequence[Probe], config: EmotionModelConfig):
         super().__init__()
-        pc = probe.config
+        probes = [probe] if isinstance(probe, Probe) else list(probe)
+        pc = probes[0].config
+        if any(p.config != pc for p in probes):
+            raise ValueError("EmotionModel: the members of an ensemble must share one probe config")
+        if len(probes) > 1 and len(config.member_temperatures) != len(probes):
+            raise ValueError(f"EmotionModel: {len(probes)} members and {len(config.member_temperatures)} "
+                             "member temperatures")
         if config.labels and len(config.labels) != pc.num_classes:
             raise ValueError(f"EmotionModel: {len(config.labels)} labels for {pc.num_classes} probe classes")
         if len(config.attributes) != pc.num_attributes:
             raise ValueError(f"EmotionModel: {len(config.attributes)} attributes for {pc.num_attributes} outputs")
-        self.probe = probe
+        self.members = nn.ModuleList(probes)
         self.config = config
         self.config.probe = asdict(pc)
+        if len(probes) == 1:
+            self.config.member_temperatures = []
+
+    @property
+    def probe(self) -> Probe:
+        """The (first) member: its input normaliser holds the training features' mean."""
+        return self.members[0]
 
     # attributes the predictor reads
     @property
@@ -103,11 +117,16 @@ class EmotionModel(nn.Module):
         return self.config.version
 
     def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.probe(pooled)
+        outs = [m(pooled) for m in self.members]
+        logits, attributes = outs[0].logits, outs[0].attributes
+        if len(outs) > 1:  # ensemble: mean of the members' calibrated logits and of their attributes
+            if logits is not None:
+                logits = torch.stack([o.logits / t for o, t in zip(outs, self.config.member_temperatures)]).mean(0)
+            if attributes is not None:
+                attributes = torch.stack([o.attributes for o in outs]).mean(0)
         B = pooled.shape[0]
-        probs = ((out.logits / self.config.temperature).softmax(-1) if out.logits is not None
-                 else pooled.new_zeros(B, 0))
-        dims = out.attributes.clamp(-1.0, 1.0) if out.attributes is not None else pooled.new_zeros(B, 0)
+        probs = (logits / self.config.temperature).softmax(-1) if logits is not None else pooled.new_zeros(B, 0)
+        dims = attributes.clamp(-1.0, 1.0) if attributes is not None else pooled.new_zeros(B, 0)
         return probs, dims
 
     @torch.no_grad()
@@ -130,7 +149,9 @@ class EmotionModel(nn.Module):
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model file atomically; weights are stored as float32 CPU tensors."""
         path = Path(path)
-        state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.probe.state_dict().items()}
+        # one member: the Probe's own keys (files of every emovox); an ensemble: "<member>.<key>"
+        source = self.probe.state_dict() if len(self.members) == 1 else self.members.state_dict()
+        state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in source.items()}
         atomic_torch_save({"format": FORMAT, "format_version": FORMAT_VERSION,
                            "config": asdict(self.config), "state_dict": state}, path)
         os.chmod(path, 0o644)  # a model file is meant to be read by others (mkstemp makes 0600)
@@ -149,9 +170,9 @@ class EmotionModel(nn.Module):
             raise ValueError(f"{path}: format version {blob['format_version']} is newer than this emovox "
                              f"reads ({FORMAT_VERSION}); upgrade emovox")
         config = EmotionModelConfig(**blob["config"])
-        probe = Probe(ProbeConfig(**config.probe))
+        probes = [Probe(ProbeConfig(**config.probe)) for _ in range(max(1, len(config.member_temperatures)))]
         try:
-            probe.load_state_dict(blob["state_dict"])
+            (probes[0] if len(probes) == 1 else nn.ModuleList(probes)).load_state_dict(blob["state_dict"])
         except RuntimeError as e:
             raise ValueError(f"{path}: weights do not match the stored probe config ({e})") from e
-        return cls(probe, config).to(device).eval()
+        return cls(probes, config).to(device).eval()

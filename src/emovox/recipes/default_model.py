@@ -33,13 +33,13 @@ def ship(pool: dict[str, CorpusData], candidate, encoder: str, seed: int = 0, ve
     from .generalization import fit
 
     fitted = fit(candidate, pool, list(pool), seed=seed)
-    if fitted.probe is None:
+    if not fitted.probes:
         raise ValueError(f"candidate {candidate.name!r} has no Probe head to ship; pick a Probe candidate")
     corpora = {n: {"clips": len(c.ids), "speakers": len(set(c.speakers)), "licence": LICENCES.get(n, "?")}
                for n, c in pool.items()}
     config = EmotionModelConfig(
         encoder=encoder, encoder_options={} if layers is None else {"layers": int(layers)}, labels=list(MODEL_EMOTIONS), attributes=list(ATTRIBUTE_NAMES),
-        temperature=fitted.temperature, version=version,
+        temperature=fitted.temperature, member_temperatures=list(fitted.member_temperatures), version=version,
         meta={**(meta or {}), "recipe": candidate.name, "candidate": asdict(candidate), "corpora": corpora,
               "licence": "research / non-commercial use only: trained on corpora under " + "; ".join(
                   f"{n} {v['licence']}" for n, v in corpora.items()),
@@ -48,7 +48,7 @@ def ship(pool: dict[str, CorpusData], candidate, encoder: str, seed: int = 0, ve
                                    "RAVDESS intensity; BAVED level as arousal; va47 valence and arousal",
               "vad_table": {k: list(v) for k, v in EMOTION_VAD.items()}, "intensity_scale": INTENSITY_SCALE,
               "features": "per-layer means over each clip's speech (VAD-trimmed), as predict computes them"})
-    model = EmotionModel(fitted.probe, config)
+    model = EmotionModel(fitted.probes, config)
     report = {"candidate": candidate.name, "temperature": fitted.temperature, "corpora": corpora}
     return model, report
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -36,7 +36,9 @@ class Candidate:
     :mod:`emovox.evaluate.linear`, categories only), or a :class:`~emovox.heads.probe.Probe`:
     ``linear`` (all layers side by side, no hidden layer), ``mlp`` (the same with 256 hidden
     units) or ``probe`` (SUPERB: layer-weighted sum, 256 hidden). ``train``: corpora trained on
-    (None: every acted corpus but the test one, plus the dimensional ones)."""
+    (None: every acted corpus but the test one, plus the dimensional ones). ``members``: Probe
+    heads trained from different initial weights on the same rows, their calibrated logits
+    averaged (an ensemble: less variance from the initial weights)."""
 
     name: str
     head: str = "linear"
@@ -48,6 +50,7 @@ class Candidate:
     weight_decay: float = 1e-4
     max_epochs: int = 40
     patience: int = 6
+    members: int = 1
 
 
 CANDIDATES = (
@@ -61,6 +64,7 @@ CANDIDATES = (
     Candidate("mlp, no augmentation", head="mlp", augment=False),
     Candidate("mlp, no label masking", head="mlp", mask=False),
     Candidate("mlp, RAVDESS only", head="mlp", train=("ravdess",)),
+    Candidate("mlp x3", head="mlp", members=3),
 )
 """What ``emovox bench generalization`` compares: the plain baseline first, then the SUPERB probe,
 the heads with the recipe (augmentation, label masking, balance) and their ablations (the
@@ -84,12 +88,14 @@ def backbone(encoder: str | None, layers: int | None) -> tuple[str, int | None]:
 @dataclass
 class Fitted:
     """A trained candidate: ``outputs(x (N, L, D)) -> (logits (N, C), attributes (N, 3) or None)``
-    in one pass, its calibration temperature, the Probe when there is one, and the training mean."""
+    in one pass, its calibration temperature, its Probes (one per member; none for the logistic
+    head) with the temperatures their logits are divided by before averaging, and the training mean."""
 
     candidate: Candidate
     outputs: Any
     temperature: float
-    probe: Any = None
+    probes: list = field(default_factory=list)
+    member_temperatures: list = field(default_factory=list)
     mean: np.ndarray | None = None  # (L, D) training feature mean (for recording adaptation)
 
 
@@ -176,11 +182,24 @@ def _fit_probe(candidate: Candidate, x, y, a, masks, tr, va, weights, seed) -> F
                     y[idx], a[idx])
         return ProbeData(x[idx], t, [], masks[idx] if candidate.mask else None, w)
 
-    probe, _ = train_probe(data(tr, weights), data(va), cfg)
-    outputs = lambda z: predict(probe, z)  # noqa: E731
     keep_va = va[y[va] >= 0]
+    probes, temps = [], []
+    for i in range(candidate.members):  # member 0 keeps the seed: a single head is what it always was
+        probe, _ = train_probe(data(tr, weights), data(va), replace(cfg, seed=seed + 1000 * i))
+        probes.append(probe)
+        temps.append(fit_temperature(predict(probe, x[keep_va])[0], y[keep_va]) if candidate.members > 1 else 1.0)
+
+    def outputs(z):
+        outs = [predict(p, z) for p in probes]
+        if len(outs) == 1:
+            return outs[0]
+        attributes = [a for _, a in outs if a is not None]
+        return (np.mean([lg / t for (lg, _), t in zip(outs, temps)], 0),
+                np.mean(attributes, 0) if attributes else None)
+
     t = fit_temperature(outputs(x[keep_va])[0], y[keep_va])
-    return Fitted(candidate, outputs, t, probe=probe, mean=x[tr].mean(0))
+    return Fitted(candidate, outputs, t, probes=probes, member_temperatures=temps if len(probes) > 1 else [],
+                  mean=x[tr].mean(0))
 
 
 # ---------------------------------------------------------------------------- scoring
