@@ -193,7 +193,7 @@ def _fit_probe(candidate: Candidate, x, y, a, masks, tr, va, weights, seed) -> F
         outs = [predict(p, z) for p in probes]
         if len(outs) == 1:
             return outs[0]
-        attributes = [a for _, a in outs if a is not None]
+        attributes = [att for _, att in outs if att is not None]
         return (np.mean([lg / t for (lg, _), t in zip(outs, temps)], 0),
                 np.mean(attributes, 0) if attributes else None)
 
