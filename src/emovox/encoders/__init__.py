@@ -78,11 +78,8 @@ def _load_path_or_hub(name: str, device, **options) -> Encoder:
     if path.is_dir() and (path / "model.bin").is_file():
         return load_whisper(str(path), device=device, **options)
     if path.name in ("sa2sr.pt", "encoder.pt") or (path.is_dir() and (path / "sa2sr.pt").is_file()):
-        if options:
-            raise TypeError(f"options {sorted(options)} cannot be combined with a pre-training output ({path}: "
-                            "the checkpoint holds its own config)")
         # an SA2SR pre-training output: its encoder, BiLSTM or Whisper (emovox.encoders.bilstm.load_pretrained)
-        return load_encoder("bilstm", device=device, checkpoint=str(path))
+        return load_encoder("bilstm", device=device, checkpoint=str(path), **options)
     if (path.is_file() and path.suffix == ".pt") or (path.is_dir() and (path / "care.pt").is_file()):
         from .care import load_care  # a CARE checkpoint or the pre-training folder holding one
 
