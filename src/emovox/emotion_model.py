@@ -66,6 +66,16 @@ def adapt_to_recording(pooled: np.ndarray, train_mean: np.ndarray) -> np.ndarray
     return (x - x.mean(0, keepdims=True) + np.asarray(train_mean, np.float32)[None]).astype(np.float32)
 
 
+def combine_members(outputs: Sequence[tuple[torch.Tensor | None, torch.Tensor | None]],
+                    temperatures: Sequence[float]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """An ensemble's ``(logits, attributes)`` from its members' (absent heads: None): the mean of
+    the calibrated logits ``l_i / t_i`` and the mean of the attributes. The one definition, for the
+    model file and for the benchmark that chooses it."""
+    logits, attributes = zip(*outputs)
+    return (torch.stack([lg / t for lg, t in zip(logits, temperatures)]).mean(0) if logits[0] is not None else None,
+            torch.stack(attributes).mean(0) if attributes[0] is not None else None)
+
+
 class EmotionModel(nn.Module):
     """Emotion heads on pooled encoder features. ``forward(pooled (B, L, D)) -> (probs (B, C),
     dims (B, K))``, the tensor form used for ONNX export; :meth:`predict_from_pooled` is the dict
@@ -117,13 +127,8 @@ class EmotionModel(nn.Module):
         return self.config.version
 
     def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        outs = [m(pooled) for m in self.members]
-        logits, attributes = outs[0].logits, outs[0].attributes
-        if len(outs) > 1:  # ensemble: mean of the members' calibrated logits and of their attributes
-            if logits is not None:
-                logits = torch.stack([o.logits / t for o, t in zip(outs, self.config.member_temperatures)]).mean(0)
-            if attributes is not None:
-                attributes = torch.stack([o.attributes for o in outs]).mean(0)
+        outs = [(o.logits, o.attributes) for o in (m(pooled) for m in self.members)]
+        logits, attributes = outs[0] if len(outs) == 1 else combine_members(outs, self.config.member_temperatures)
         B = pooled.shape[0]
         probs = (logits / self.config.temperature).softmax(-1) if logits is not None else pooled.new_zeros(B, 0)
         dims = attributes.clamp(-1.0, 1.0) if attributes is not None else pooled.new_zeros(B, 0)

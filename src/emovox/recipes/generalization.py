@@ -182,24 +182,25 @@ def _fit_probe(candidate: Candidate, x, y, a, masks, tr, va, weights, seed) -> F
                     y[idx], a[idx])
         return ProbeData(x[idx], t, [], masks[idx] if candidate.mask else None, w)
 
+    import torch
+
+    from ..emotion_model import combine_members
+
     keep_va = va[y[va] >= 0]
-    probes, temps = [], []
-    for i in range(candidate.members):  # member 0 keeps the seed: a single head is what it always was
-        probe, _ = train_probe(data(tr, weights), data(va), replace(cfg, seed=seed + 1000 * i))
-        probes.append(probe)
-        temps.append(fit_temperature(predict(probe, x[keep_va])[0], y[keep_va]) if candidate.members > 1 else 1.0)
+    # member 0 keeps the seed: a single head is what it always was
+    probes = [train_probe(data(tr, weights), data(va), replace(cfg, seed=seed + 1000 * i))[0]
+              for i in range(candidate.members)]
+    temps = [fit_temperature(predict(p, x[keep_va])[0], y[keep_va]) for p in probes] if len(probes) > 1 else []
 
     def outputs(z):
         outs = [predict(p, z) for p in probes]
         if len(outs) == 1:
             return outs[0]
-        attributes = [att for _, att in outs if att is not None]
-        return (np.mean([lg / t for (lg, _), t in zip(outs, temps)], 0),
-                np.mean(attributes, 0) if attributes else None)
+        both = combine_members([tuple(None if v is None else torch.from_numpy(v) for v in o) for o in outs], temps)
+        return tuple(None if v is None else v.numpy() for v in both)
 
     t = fit_temperature(outputs(x[keep_va])[0], y[keep_va])
-    return Fitted(candidate, outputs, t, probes=probes, member_temperatures=temps if len(probes) > 1 else [],
-                  mean=x[tr].mean(0))
+    return Fitted(candidate, outputs, t, probes=probes, member_temperatures=temps, mean=x[tr].mean(0))
 
 
 # ---------------------------------------------------------------------------- scoring
