@@ -120,6 +120,9 @@ def test_leave_one_corpus_out_on_generated_corpora():
         assert {"noise:10/ua", "adapted-speaker/ua", "adapted-recording/ua", "adapted-one-emotion/ua"} <= set(m)
     # ased lacks class 2: its closed-set scores never predict it, and its CCC is on arousal only
     assert math.isfinite(res["ased"]["clean/ccc_arousal"]) and math.isnan(res["ased"]["clean/ccc_valence"])
+    # only= changes which corpora are tested, not a fit (same seed, same rows): the same UA
+    only = G.leave_one_corpus_out(cand, pool, conditions=("clean",), only=["ased"])
+    assert set(only) == {"ased"} and only["ased"]["clean/ua"] == pytest.approx(res["ased"]["clean/ua"], abs=1e-12)
 
 
 def test_plain_linear_and_bench_table():
@@ -131,6 +134,57 @@ def test_plain_linear_and_bench_table():
     assert "plain linear" in table and "**mean**" in table
     assert set(results["plain linear"]["in_corpus"]) == {"tess", "ased"}
     assert all(v > 0.6 for v in results["plain linear"]["in_corpus"].values())
+
+
+def _with_dimensional(pool: dict[str, G.CorpusData], seed: int = 4) -> dict[str, G.CorpusData]:
+    """``pool`` plus a generated 'baved': no categories, arousal ratings that follow the same
+    class structure as the acted corpora's arousal targets, behind its own channel offset."""
+    rng = np.random.default_rng(seed)
+    ref = next(iter(pool.values()))
+    x = ref.x["clean"] + rng.normal(scale=0.7, size=ref.x["clean"].shape[2]).astype(np.float32)
+    a = np.full((len(x), 3), np.nan, np.float32)
+    a[:, 1] = ref.a[:, 1] + rng.normal(scale=0.1, size=len(x))
+    n = len(x)
+    pool["baved"] = G.CorpusData("baved", [f"b{i}" for i in range(n)], [f"b{i % 5}" for i in range(n)],
+                                 np.full(n, -100), a, {"clean": x, "mix": x})
+    return pool
+
+
+def test_the_attribute_head_is_scored_on_a_left_out_dimensional_corpus():
+    pool = _with_dimensional(_pool(5, names=("ravdess", "ased")))
+    cand = G.Candidate("linear", head="linear", lr=1e-2, max_epochs=30, patience=10)
+    res = G.leave_one_corpus_out_attributes(cand, pool)
+    assert set(res) == {"baved"}
+    # arousal follows the class structure the acted corpora teach (targets -0.2 / 0.8 plus noise
+    # of 0.1): a head that learnt it agrees well beyond chance (CCC 0) on the unseen corpus;
+    # valence and dominance have no ratings there, so no CCC
+    assert res["baved"]["ccc_arousal"] > 0.5 and math.isnan(res["baved"]["ccc_valence"])
+    assert G.leave_one_corpus_out_attributes(G.CANDIDATES[0], pool) == {}  # no attribute head
+
+
+def test_bench_table_has_extra_conditions_and_the_vad_table():
+    from emovox.bench.generalization import markdown, run
+
+    pool = _with_dimensional(_pool(6, names=("ravdess", "ased")))
+    for c in ("ravdess", "ased"):
+        pool[c].x["reverb:0.5"] = pool[c].x["clean"] * 0.9
+    cand = G.Candidate("linear", head="linear", lr=1e-2, max_epochs=20, patience=10)
+    results = run(pool, [cand], conditions=("reverb:0.5",))
+    assert all(math.isfinite(m["reverb:0.5/ua"]) for m in results["linear"]["loco"].values())
+    table = markdown(results, "generated", ["reverb:0.5"])
+    header = next(line for line in table.splitlines() if line.startswith("| candidate | test corpus"))
+    assert "UA reverb:0.5" in header
+    vad = table.split("V/A/D head")[1]
+    assert "baved arousal" in vad and "baved valence" not in vad and "acted arousal (from categories)" in vad
+
+
+def test_bench_refuses_a_bad_condition_before_extracting(tmp_path, capsys):
+    from emovox.cli import main
+
+    assert main(["bench", "generalization", "--condition", "noise:loud", "--shared", str(tmp_path),
+                 "--corpora", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "noise:loud" in err and "extract" not in err.lower()
 
 
 @pytest.mark.parametrize("members", [1, 2])

@@ -260,11 +260,17 @@ def score(fitted: Fitted, c: CorpusData, condition: str = "clean", classes: Sequ
     probs_raw, probs_cal = softmax(z), softmax(z, fitted.temperature)
     out["ece"] = expected_calibration_error(probs_raw, np.where(keep, y, -1))
     out["ece_calibrated"] = expected_calibration_error(probs_cal, np.where(keep, y, -1))
-    if attributes is not None:
-        dims = np.clip(attributes, -1, 1)
-        out.update({k: v for k, v in compute_metrics(a_true=c.a[idx], a_pred=dims, attributes=ATTRIBUTE_NAMES).items()
-                    if k.startswith("ccc")})
+    out.update(_ccc(attributes, c.a[idx]))
     return out
+
+
+def _ccc(attributes: np.ndarray | None, targets: np.ndarray) -> dict[str, float]:
+    """``ccc_<attribute>`` (and their mean ``ccc``) of the attribute head's outputs (clipped to the
+    targets' [-1, 1]) where ``targets`` has values; empty for a head without attributes."""
+    if attributes is None:
+        return {}
+    metrics = compute_metrics(a_true=targets, a_pred=np.clip(attributes, -1, 1), attributes=ATTRIBUTE_NAMES)
+    return {k: v for k, v in metrics.items() if k.startswith("ccc")}
 
 
 def trained_on(candidate: Candidate, pool: dict[str, CorpusData], test: str | None) -> list[str]:
@@ -273,13 +279,17 @@ def trained_on(candidate: Candidate, pool: dict[str, CorpusData], test: str | No
     return [n for n in base if n != test and n in pool]
 
 
+def _tests(pool: dict[str, CorpusData], names: Sequence[str], only: Sequence[str] | None) -> list[str]:
+    return [n for n in names if n in pool and (only is None or n in only)]
+
+
 def leave_one_corpus_out(candidate: Candidate, pool: dict[str, CorpusData], conditions: Sequence[str] = CONDITIONS,
-                         seed: int = 0) -> dict[str, dict[str, float]]:
-    """For every acted corpus in the pool: train on the others, score it under every condition
-    (single clips), and adapted (clean; :data:`ADAPT`). Keys ``<corpus>`` -> metrics with
-    ``<condition>/`` prefixes (``clean/ua``, ``noise:10/ua``, ``adapted-recording/ua`` ...)."""
+                         seed: int = 0, only: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+    """For every acted corpus in the pool (or in ``only``): train on the others, score it under
+    every condition (single clips), and adapted (clean; :data:`ADAPT`). Keys ``<corpus>`` ->
+    metrics with ``<condition>/`` prefixes (``clean/ua``, ``noise:10/ua``, ``adapted-recording/ua`` ...)."""
     out = {}
-    for test in [n for n in ACTED if n in pool]:
+    for test in _tests(pool, ACTED, only):
         names = trained_on(candidate, pool, test)
         if not any(n in ACTED for n in names):
             continue
@@ -298,13 +308,33 @@ def leave_one_corpus_out(candidate: Candidate, pool: dict[str, CorpusData], cond
     return out
 
 
-def in_corpus(candidate: Candidate, pool: dict[str, CorpusData], folds: int = 3, seed: int = 0) -> dict[str, float]:
-    """Speaker-independent UA inside each acted corpus: its speakers in ``folds`` groups (two for a
-    two-speaker corpus), trained on the other corpora plus the other groups, mean UA over groups."""
+def leave_one_corpus_out_attributes(candidate: Candidate, pool: dict[str, CorpusData],
+                                    seed: int = 0) -> dict[str, dict[str, float]]:
+    """The V/A/D head on ratings it was not trained on: for every dimensional corpus in the pool
+    (BAVED's level as arousal, va47's valence and arousal), train without it and score the CCC
+    of its clean clips. Empty for a candidate without an attribute head (``logistic``)."""
+    if candidate.head == "logistic":
+        return {}
+    out = {}
+    for test in _tests(pool, DIMENSIONAL, None):
+        names = trained_on(candidate, pool, test)
+        if not any(n in ACTED for n in names):
+            continue
+        fitted = fit(candidate, pool, names, seed=seed)
+        out[test] = _ccc(fitted.outputs(pool[test].x["clean"])[1], pool[test].a)
+        log.info("%s, test %s: CCC %.3f", candidate.name, test, out[test].get("ccc", math.nan))
+    return out
+
+
+def in_corpus(candidate: Candidate, pool: dict[str, CorpusData], folds: int = 3, seed: int = 0,
+              only: Sequence[str] | None = None) -> dict[str, float]:
+    """Speaker-independent UA inside each acted corpus (or those in ``only``): its speakers in
+    ``folds`` groups (two for a two-speaker corpus), trained on the other corpora plus the other
+    groups, mean UA over groups."""
     from ..splits import balanced_bins
 
     out = {}
-    for test in [n for n in ACTED if n in pool]:
+    for test in _tests(pool, ACTED, only):
         c = pool[test]
         groups: dict[str, list[str]] = {}
         for i, s in enumerate(c.speakers):
