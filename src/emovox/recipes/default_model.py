@@ -79,7 +79,8 @@ def train_default_model(output: str | os.PathLike, shared: str | os.PathLike | N
     if not pool:
         raise ValueError("no corpus found: give --shared (../shared/data) and --corpora (../corpora)")
     today = datetime.date.today().isoformat()
-    model, report = ship(pool, cand, encoder, seed, version or f"multicorpus-{re.sub('[^a-z0-9]+', '-', cand.name.lower()).strip('-')}-{today}",
+    slug = re.sub("[^a-z0-9]+", "-", cand.name.lower()).strip("-")
+    model, report = ship(pool, cand, encoder, seed, version or f"multicorpus-{slug}-{today}",
                          {"trained": today, "per_corpus": per_corpus}, layers=layers)
     path = model.save(output)
     log.info("wrote %s (%s on %s; temperature %.2f)", path, cand.name, ", ".join(pool), model.config.temperature)

@@ -76,8 +76,8 @@ CANDIDATES = (
     Candidate("mlp, clean + augmented", head="mlp", members=2, clean_members=1),
 )
 """What ``emovox bench generalization`` compares: the plain baseline first, then the SUPERB probe,
-the heads with the recipe (augmentation, label masking, balance) and their ablations (the
-shipped ``mlp``'s last)."""
+the heads with the recipe (augmentation, label masking, balance) and their ablations, and the
+ensembles (the shipped one last)."""
 
 SHIPPED = "mlp, clean + augmented"
 """The candidate the bundled model is trained with (chosen by the benchmark: docs/RESULTS.md)."""
