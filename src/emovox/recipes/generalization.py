@@ -292,9 +292,14 @@ def trained_on(candidate: Candidate, pool: dict[str, CorpusData], test: str | No
     return [n for n in base if n != test and n in pool]
 
 
-def _test_corpora(pool: dict[str, CorpusData], names: Sequence[str], only: Sequence[str] | None) -> list[str]:
-    """The corpora of ``names`` that are in the pool (and in ``only`` when given), in that order."""
-    return [n for n in names if n in pool and (only is None or n in only)]
+def _held_out_fits(candidate: Candidate, pool: dict[str, CorpusData], tests: Sequence[str],
+                   only: Sequence[str] | None, seed: int):
+    """For each corpus of ``tests`` in the pool (and in ``only`` when given) that leaves an acted
+    corpus to train on: ``(test, training corpora, the candidate fitted on them)``."""
+    for test in [n for n in tests if n in pool and (only is None or n in only)]:
+        names = trained_on(candidate, pool, test)
+        if any(n in ACTED for n in names):
+            yield test, names, fit(candidate, pool, names, seed=seed)
 
 
 def leave_one_corpus_out(candidate: Candidate, pool: dict[str, CorpusData], conditions: Sequence[str] = CONDITIONS,
@@ -303,11 +308,7 @@ def leave_one_corpus_out(candidate: Candidate, pool: dict[str, CorpusData], cond
     every condition (single clips), and adapted (clean; :data:`ADAPT`). Keys ``<corpus>`` ->
     metrics with ``<condition>/`` prefixes (``clean/ua``, ``noise:10/ua``, ``adapted-recording/ua`` ...)."""
     out = {}
-    for test in _test_corpora(pool, ACTED, only):
-        names = trained_on(candidate, pool, test)
-        if not any(n in ACTED for n in names):
-            continue
-        fitted = fit(candidate, pool, names, seed=seed)
+    for test, names, fitted in _held_out_fits(candidate, pool, ACTED, only, seed):
         have = sorted({k for n in names if n in ACTED for k in pool[n].classes})
         classes = [k for k in pool[test].classes if k in have]
         res = {}
@@ -330,11 +331,7 @@ def leave_one_corpus_out_attributes(candidate: Candidate, pool: dict[str, Corpus
     if candidate.head == "logistic":
         return {}
     out = {}
-    for test in _test_corpora(pool, DIMENSIONAL, None):
-        names = trained_on(candidate, pool, test)
-        if not any(n in ACTED for n in names):
-            continue
-        fitted = fit(candidate, pool, names, seed=seed)
+    for test, _, fitted in _held_out_fits(candidate, pool, DIMENSIONAL, None, seed):
         out[test] = _ccc(fitted.outputs(pool[test].x["clean"])[1], pool[test].a)
         log.info("%s, test %s: CCC %.3f", candidate.name, test, out[test].get("ccc", math.nan))
     return out
@@ -348,7 +345,7 @@ def in_corpus(candidate: Candidate, pool: dict[str, CorpusData], folds: int = 3,
     from ..splits import balanced_bins
 
     out = {}
-    for test in _test_corpora(pool, ACTED, only):
+    for test in [n for n in ACTED if n in pool and (only is None or n in only)]:
         c = pool[test]
         groups: dict[str, list[str]] = {}
         for i, s in enumerate(c.speakers):
