@@ -292,11 +292,16 @@ def trained_on(candidate: Candidate, pool: dict[str, CorpusData], test: str | No
     return [n for n in base if n != test and n in pool]
 
 
+def _test_corpora(pool: dict[str, CorpusData], names: Sequence[str], only: Sequence[str] | None) -> list[str]:
+    """The corpora of ``names`` that are in the pool (and in ``only`` when given), in that order."""
+    return [n for n in names if n in pool and (only is None or n in only)]
+
+
 def _held_out_fits(candidate: Candidate, pool: dict[str, CorpusData], tests: Sequence[str],
                    only: Sequence[str] | None, seed: int):
     """For each corpus of ``tests`` in the pool (and in ``only`` when given) that leaves an acted
     corpus to train on: ``(test, training corpora, the candidate fitted on them)``."""
-    for test in [n for n in tests if n in pool and (only is None or n in only)]:
+    for test in _test_corpora(pool, tests, only):
         names = trained_on(candidate, pool, test)
         if any(n in ACTED for n in names):
             yield test, names, fit(candidate, pool, names, seed=seed)
@@ -345,7 +350,7 @@ def in_corpus(candidate: Candidate, pool: dict[str, CorpusData], folds: int = 3,
     from ..splits import balanced_bins
 
     out = {}
-    for test in [n for n in ACTED if n in pool and (only is None or n in only)]:
+    for test in _test_corpora(pool, ACTED, only):
         c = pool[test]
         groups: dict[str, list[str]] = {}
         for i, s in enumerate(c.speakers):
